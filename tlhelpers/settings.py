@@ -1,0 +1,124 @@
+"""One place for paths, devices, seeds and environment variables.
+
+Every other module reads its defaults from here, so a reader can see at a
+glance which environment variables change the package's behaviour:
+
+``TLHELPERS_CACHE``
+    Where downloaded datasets and computed features are kept
+    (default ``~/.cache/tlhelpers``).
+``TLHELPERS_DATA_MIRROR``
+    One or more directories (``os.pathsep``-separated) holding already
+    downloaded datasets, laid out as their public source lays them out. CI
+    points it at ``../shared/datasets``.
+``TLHELPERS_OFFLINE``
+    ``1`` forbids every network access; loaders then stop with an error that
+    names what is missing and where it would have come from.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CACHE_ENV = "TLHELPERS_CACHE"
+MIRROR_ENV = "TLHELPERS_DATA_MIRROR"
+OFFLINE_ENV = "TLHELPERS_OFFLINE"
+
+
+def cache_dir() -> Path:
+    """Return the root of the user's cache directory.
+
+    Examples
+    --------
+    >>> from tlhelpers.settings import cache_dir
+    >>> cache_dir().name in {"tlhelpers"} or True
+    True
+    """
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tlhelpers"
+
+
+def mirror_dirs() -> list[Path]:
+    """Return the mirror directories named by ``TLHELPERS_DATA_MIRROR``.
+
+    Examples
+    --------
+    >>> import os
+    >>> from tlhelpers.settings import mirror_dirs
+    >>> os.environ["TLHELPERS_DATA_MIRROR"] = os.pathsep.join(["/a", "/b"])
+    >>> [p.as_posix() for p in mirror_dirs()]
+    ['/a', '/b']
+    >>> del os.environ["TLHELPERS_DATA_MIRROR"]
+    """
+    value = os.environ.get(MIRROR_ENV, "")
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
+
+
+def offline() -> bool:
+    """Return True when ``TLHELPERS_OFFLINE`` (or ``HF_HUB_OFFLINE``) forbids downloads.
+
+    Examples
+    --------
+    >>> from tlhelpers.settings import offline
+    >>> isinstance(offline(), bool)
+    True
+    """
+    flags = (os.environ.get(OFFLINE_ENV, ""), os.environ.get("HF_HUB_OFFLINE", ""))
+    return any(f.strip().lower() in {"1", "true", "yes"} for f in flags)
+
+
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """Pick a device: the one asked for, else CUDA, else Apple MPS, else CPU.
+
+    Examples
+    --------
+    >>> from tlhelpers.settings import get_device
+    >>> get_device("cpu")
+    device(type='cpu')
+    """
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and PyTorch; optionally ask for deterministic kernels.
+
+    Parameters
+    ----------
+    seed : int
+        The seed for every generator.
+    deterministic : bool
+        Also call ``torch.use_deterministic_algorithms(True)`` and turn off the
+        cuDNN autotuner, so that two runs on one machine give identical numbers
+        (slower on GPU; an error where an operation has no deterministic kernel).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.settings import seed_everything
+    >>> seed_everything(1); a = torch.rand(2)
+    >>> seed_everything(1); b = torch.rand(2)
+    >>> bool(torch.equal(a, b))
+    True
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
