@@ -309,10 +309,13 @@ def freeze(model: nn.Module, trainable_blocks: int | None = 1) -> nn.Module:
     return model
 
 
-def set_batchnorm_eval(model: nn.Module) -> nn.Module:
-    """Put BatchNorm layers whose parameters are frozen into eval mode (keep their statistics).
+def set_batchnorm_eval(model: nn.Module, frozen_only: bool = True) -> nn.Module:
+    """Put BatchNorm layers into eval mode, so their running statistics stay fixed.
 
-    Call it after ``model.train()``.
+    With ``frozen_only`` (default) only layers whose parameters are frozen;
+    otherwise every BatchNorm layer (its affine parameters still train). Call
+    it after ``model.train()``; small fine-tuning batches then use the
+    pretrained statistics instead of noisy batch statistics.
 
     Examples
     --------
@@ -322,7 +325,8 @@ def set_batchnorm_eval(model: nn.Module) -> nn.Module:
     False
     """
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+                not frozen_only or not any(p.requires_grad for p in m.parameters())):
             m.eval()
     return model
 
@@ -439,6 +443,29 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     11689512
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def small_cnn(num_classes: int, in_channels: int = 3, width: int = 32) -> nn.Sequential:
+    """A small CNN (four conv-BN-ReLU-pool stages) for training from scratch.
+
+    The book's baseline without transfer: same data, same loop, no pretraining.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.models import small_cnn
+    >>> small_cnn(2)(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 2])
+    """
+    layers: list[nn.Module] = []
+    c = in_channels
+    for i in range(4):
+        out = width * 2 ** min(i, 2)
+        layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2)]
+        c = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(c, num_classes)]
+    return nn.Sequential(*layers)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -50,7 +50,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _run_epoch(model, loader, loss_fn, device, optimizer=None, scheduler=None, grad_clip=None,
-               epoch=0, progress=False) -> dict[str, float]:
+               epoch=0, progress=False, channels_last=False) -> dict[str, float]:
     """One pass over ``loader``; trains when an optimizer is given. Returns loss and accuracy."""
     from tqdm.auto import tqdm
 
@@ -63,6 +63,8 @@ def _run_epoch(model, loader, loss_fn, device, optimizer=None, scheduler=None, g
         for step, (x, y) in enumerate(tqdm(loader, desc="train" if training else "val",
                                            disable=not progress, leave=False)):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             out = model(x)
             logits = out.logits if hasattr(out, "logits") else out
             if isinstance(logits, tuple):  # e.g. Inception v3 (logits, aux_logits) in train mode
@@ -103,7 +105,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         loss_fn: Callable | None = None, scheduler=None, scheduler_step: str = "epoch",
         device: str | None = None, early_stopping: int | None = None, monitor: str = "val_loss",
         checkpoint: str | os.PathLike | None = None, resume: bool = False, grad_clip: float | None = None,
-        batchnorm_eval: bool = False, seed: int | None = None, deterministic: bool = False,
+        batchnorm_eval: bool = False, channels_last: bool = False,
+        seed: int | None = None, deterministic: bool = False,
         progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None) -> pd.DataFrame:
     """Train ``model`` and return one history row per epoch.
 
@@ -139,7 +142,10 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     grad_clip : float, optional
         Clip the gradient norm.
     batchnorm_eval : bool
-        Keep frozen BatchNorm layers in eval mode (running statistics fixed).
+        Keep every BatchNorm layer in eval mode during training: running
+        statistics stay as pretrained, affine parameters still learn.
+    channels_last : bool
+        Run convolutions in channels-last memory layout (often faster on CPUs).
     seed : int, optional
         Seed everything first; with ``deterministic`` also use deterministic kernels.
     progress : bool
@@ -179,6 +185,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         settings.seed_everything(seed, deterministic)
     dev = settings.get_device(device)
     model.to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     if optimizer is None:
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -210,13 +218,14 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         t0 = time.perf_counter()
         model.train()
         if batchnorm_eval:
-            set_batchnorm_eval(model)
+            set_batchnorm_eval(model, frozen_only=False)
         lr_now = optimizer.param_groups[-1]["lr"]
-        tr = _run_epoch(model, train_loader, loss_fn, dev, optimizer, batch_scheduler, grad_clip, epoch, progress)
+        tr = _run_epoch(model, train_loader, loss_fn, dev, optimizer, batch_scheduler, grad_clip, epoch, progress,
+                        channels_last)
         row = {"epoch": epoch + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"]}
         if val_loader is not None:
             model.eval()
-            va = _run_epoch(model, val_loader, loss_fn, dev, epoch=epoch)
+            va = _run_epoch(model, val_loader, loss_fn, dev, epoch=epoch, channels_last=channels_last)
             row.update(val_loss=va["loss"], val_accuracy=va["accuracy"])
         if scheduler is not None and scheduler_step == "epoch":
             scheduler.step()
