@@ -1,0 +1,208 @@
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from tlhelpers import data
+from tlhelpers.data import DatasetInfo, DatasetNotFoundError, ImageFolder, Source
+from tlhelpers.io import tree_digest
+
+
+# ----------------------------------------------------------------- registry
+
+
+def test_every_registered_dataset_has_metadata():
+    assert set(data.list_datasets()) >= {"hymenoptera", "pneumoniamnist", "cwfid", "magnetic_tile_defects",
+                                         "digits_mnist_usps", "raccoon", "sst2", "sms_spam", "ag_news"}
+    for name in data.list_datasets():
+        info = data.dataset_info(name)
+        assert info.licence and info.citation and info.description and info.marker
+        assert info.sources or info.homepage
+
+
+def test_unknown_dataset_lists_known_names():
+    with pytest.raises(KeyError, match="hymenoptera"):
+        data.dataset_info("imagenet-22k")
+
+
+def test_offline_without_mirror_names_dataset_url_and_variable(isolated_env):
+    with pytest.raises(DatasetNotFoundError) as err:
+        data.dataset_dir("hymenoptera")
+    msg = str(err.value)
+    assert "'hymenoptera'" in msg and "download.pytorch.org/tutorial/hymenoptera_data.zip" in msg
+    assert "TLHELPERS_DATA_MIRROR" in msg
+
+
+def test_mirror_with_wrong_layout_is_reported(isolated_env, monkeypatch):
+    mirror = isolated_env / "mirror"
+    (mirror / "hymenoptera_data" / "train").mkdir(parents=True)  # no hymenoptera_data/ level
+    monkeypatch.setenv("TLHELPERS_DATA_MIRROR", str(mirror))
+    with pytest.raises(DatasetNotFoundError, match="laid out differently"):
+        data.dataset_dir("hymenoptera")
+
+
+def _fake_dataset(tmp_path, name, members, digest=None, sha=None):
+    """Register a dataset whose 'public source' is a local zip reached by a file:// URL."""
+    z = tmp_path / f"{name}.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        for member, content in members.items():
+            f.writestr(member, content)
+    info = DatasetInfo(name=name, folder=name, description="test", licence="test", citation="test",
+                       sources=(Source(z.as_uri(), sha),), marker="pkg/ready.txt", digest=digest)
+    data._REGISTRY[name] = info
+    return info
+
+
+@pytest.fixture
+def online(isolated_env, monkeypatch):
+    monkeypatch.delenv("TLHELPERS_OFFLINE")
+    yield isolated_env
+    for k in [k for k in data._REGISTRY if k.startswith("fake")]:
+        del data._REGISTRY[k]
+
+
+def test_download_extracts_verifies_and_then_uses_cache(online, tmp_path):
+    members = {"pkg/ready.txt": "yes", "pkg/a.txt": "a"}
+    ref = tmp_path / "ref"
+    for m, c in members.items():
+        (ref / m).parent.mkdir(parents=True, exist_ok=True)
+        (ref / m).write_text(c)
+    info = _fake_dataset(tmp_path, "fake_ok", members, digest=tree_digest(ref))
+    path = data.dataset_dir("fake_ok", progress=False)
+    assert (path / "pkg" / "a.txt").read_text() == "a"
+    Path(info.sources[0].url[len("file://"):]).unlink()  # the source is gone: the cache serves
+    assert data.dataset_dir("fake_ok", progress=False) == path
+
+
+def test_download_with_checksum_mismatch_leaves_nothing(online, tmp_path):
+    _fake_dataset(tmp_path, "fake_bad", {"pkg/ready.txt": "yes"}, digest="0" * 64)
+    with pytest.raises(DatasetNotFoundError, match="checksum mismatch"):
+        data.dataset_dir("fake_bad", progress=False)
+    cache = Path(online / "cache" / "datasets")
+    assert not any(cache.iterdir())
+
+
+def test_download_refuses_archive_escaping_target(online, tmp_path):
+    _fake_dataset(tmp_path, "fake_evil", {"pkg/ready.txt": "yes", "../../evil.txt": "x"})
+    with pytest.raises(DatasetNotFoundError, match="outside"):
+        data.dataset_dir("fake_evil", progress=False)
+    assert not list(tmp_path.rglob("evil.txt"))
+
+
+def test_interrupted_download_is_not_mistaken_for_a_dataset(online, tmp_path):
+    # A source that is not reachable fails the download; nothing is left in the cache.
+    info = DatasetInfo(name="fake_gone", folder="fake_gone", description="t", licence="t", citation="t",
+                       sources=(Source((tmp_path / "missing.zip").as_uri()),), marker="x")
+    data._REGISTRY["fake_gone"] = info
+    with pytest.raises(DatasetNotFoundError, match="downloading it from"):
+        data.dataset_dir("fake_gone", progress=False)
+    assert not (online / "cache" / "datasets" / "fake_gone").exists()
+
+
+def test_hymenoptera_from_mirror(shared_mirror, monkeypatch, tmp_path):
+    monkeypatch.setenv("TLHELPERS_CACHE", str(tmp_path))
+    assert data.dataset_dir("hymenoptera", verify=True).parent == shared_mirror
+    train = data.load_dataset("hymenoptera", "train")
+    val = data.load_dataset("hymenoptera", "val")
+    assert train.classes == ["ants", "bees"]
+    assert np.bincount(train.targets).tolist() == [123, 121]
+    assert np.bincount(val.targets).tolist() == [70, 83]
+    assert [Path(p).name for p, _ in train.skipped] == ["imageNotFound.gif"]
+    img, label = train[0]
+    assert img.mode == "RGB" and label == 0
+    with pytest.raises(ValueError, match="splits"):
+        data.load_dataset("hymenoptera", "test")
+
+
+def test_dataset_without_loader_says_so():
+    with pytest.raises(NotImplementedError, match="dataset_dir"):
+        data.load_dataset("cwfid")
+
+
+# ----------------------------------------------------------------- image folders
+
+
+def test_bad_files_are_skipped_and_counted(image_tree):
+    (image_tree / "ants" / "corrupt.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    good = image_tree / "ants" / "ants0.jpg"
+    (image_tree / "ants" / "truncated.jpg").write_bytes(good.read_bytes()[:-40])
+    Image.new("P", (8, 8)).save(image_tree / "bees" / "imageNotFound.gif")
+    (image_tree / "bees" / ".DS_Store").write_bytes(b"\0")
+    with pytest.warns(UserWarning, match="skipped 3 file"):
+        ds = ImageFolder(image_tree)
+    reasons = {Path(p).name: r for p, r in ds.skipped}
+    assert set(reasons) == {"corrupt.jpg", "truncated.jpg", "imageNotFound.gif"}
+    assert "cannot be decoded" in reasons["corrupt.jpg"] and "extension" in reasons["imageNotFound.gif"]
+    assert len(ds) == 8
+    # and nothing fails later inside DataLoader workers
+    from torchvision.transforms import ToTensor
+    ds.transform = ToTensor()
+    batches = list(DataLoader(ds, batch_size=4, num_workers=2))
+    assert sum(len(y) for _, y in batches) == 8
+
+
+def test_grayscale_rgba_palette_are_converted(image_tree):
+    Image.new("L", (8, 8), 100).save(image_tree / "ants" / "gray.png")
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(image_tree / "ants" / "clear.png")
+    Image.new("P", (8, 8)).save(image_tree / "bees" / "pal.png")
+    ds = ImageFolder(image_tree)
+    by_name = {Path(p).name: i for i, (p, _) in enumerate(ds.samples)}
+    for name in ["gray.png", "clear.png", "pal.png"]:
+        assert ds[by_name[name]][0].mode == "RGB"
+    assert ds[by_name["clear.png"]][0].getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
+
+
+def test_empty_class_folder_is_an_error(image_tree):
+    (image_tree / "wasps").mkdir()
+    with pytest.raises(ValueError, match="wasps"):
+        ImageFolder(image_tree)
+    assert ImageFolder(image_tree, allow_empty=True).classes == ["ants", "bees", "wasps"]
+
+
+def test_wrong_folder_layout_is_an_error(tmp_path):
+    for i in range(3):
+        Image.new("RGB", (4, 4)).save(tmp_path / f"{i}.jpg")
+    with pytest.raises(ValueError, match="one sub-folder per class"):
+        ImageFolder(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        ImageFolder(tmp_path / "nope")
+
+
+def test_load_image_names_the_file(tmp_path):
+    p = tmp_path / "bad.png"
+    p.write_bytes(b"nope")
+    with pytest.raises(OSError, match="bad.png"):
+        data.load_image(p)
+
+
+# ----------------------------------------------------------------- subsets
+
+
+def test_few_shot_is_seeded_balanced_and_nested():
+    targets = np.repeat([0, 1, 2], 20)
+    a = data.few_shot_indices(targets, 5, seed=3)
+    assert np.bincount(targets[a]).tolist() == [5, 5, 5]
+    assert np.array_equal(a, data.few_shot_indices(targets, 5, seed=3))
+    assert not np.array_equal(a, data.few_shot_indices(targets, 5, seed=4))
+    assert set(data.few_shot_indices(targets, 2, seed=3)) <= set(data.few_shot_indices(targets, 10, seed=3))
+    assert data.few_shot_indices(targets, None).size == 60
+    with pytest.raises(ValueError, match="fewer than k=25"):
+        data.few_shot_indices(targets, 25)
+
+
+def test_few_shot_subset_and_split(image_tree):
+    ds = ImageFolder(image_tree)
+    sub = data.few_shot_subset(ds, 2, seed=0)
+    assert len(sub) == 4 and sorted(data._targets(sub)) == [0, 0, 1, 1]
+    tr, va = data.split_indices(ds.targets, val_fraction=0.5, seed=0)
+    assert len(tr) == len(va) == 4 and not set(tr) & set(va)
+
+
+def test_to_tensors_stacks_a_dataset():
+    from torch.utils.data import TensorDataset
+    x, y = data.to_tensors(TensorDataset(torch.ones(5, 2), torch.arange(5)), batch_size=2)
+    assert x.shape == (5, 2) and y.tolist() == [0, 1, 2, 3, 4]

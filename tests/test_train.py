@@ -1,0 +1,136 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlhelpers.train import fit, time_to_accuracy
+
+
+def problem(seed=0, n=96):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    return TensorDataset(x, y)
+
+
+def net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+
+
+def loaders():
+    return (DataLoader(problem(0), batch_size=16, shuffle=True),
+            DataLoader(problem(1), batch_size=64))
+
+
+def test_fit_learns_and_reports_history():
+    tr, va = loaders()
+    h = fit(net(), tr, va, epochs=15, lr=0.05, seed=0, progress=False)
+    assert isinstance(h, pd.DataFrame)
+    assert list(h.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+    assert h["epoch"].tolist() == list(range(1, 16))
+    assert h["val_accuracy"].iloc[-1] > 0.9 and h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    def run(checkpoint=None, stop_after=None, resume=False):
+        model = net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 6)
+        tr, va = loaders()
+
+        def interrupt(epoch, row):
+            if stop_after is not None and epoch + 1 == stop_after:
+                raise KeyboardInterrupt
+
+        if not resume:
+            torch.manual_seed(123)
+        h = fit(model, tr, va, epochs=6, optimizer=opt, scheduler=sched, checkpoint=checkpoint,
+                resume=resume, progress=False, on_epoch_end=interrupt)
+        return model, h
+
+    full, h_full = run()
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(ckpt, stop_after=3)
+    resumed, h_res = run(ckpt, resume=True)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    pd.testing.assert_frame_equal(h_full.drop(columns="seconds"), h_res.drop(columns="seconds"))
+
+
+def test_nan_loss_is_a_clear_error_and_keeps_last_checkpoint(tmp_path):
+    x = torch.randn(32, 4)
+    y = torch.zeros(32).long()
+    x[20] = float("nan")
+    tr = DataLoader(TensorDataset(x, y), batch_size=8)
+    ckpt = tmp_path / "c.pt"
+    clean = DataLoader(TensorDataset(x[:16], y[:16]), batch_size=8)
+    fit(net(), clean, epochs=1, checkpoint=ckpt, progress=False)
+    before = ckpt.read_bytes()
+    with pytest.raises(FloatingPointError, match="loss is nan at epoch 0, batch 2"):
+        fit(net(), tr, epochs=1, checkpoint=ckpt, progress=False)
+    assert ckpt.read_bytes() == before
+
+
+def test_labels_beyond_the_head_are_a_clear_error():
+    tr = DataLoader(TensorDataset(torch.randn(8, 4), torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])), batch_size=8)
+    with pytest.raises(ValueError, match="outputs 2 classes"):
+        fit(net(), tr, epochs=1, progress=False)
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    tr, _ = loaders()
+    fit(net(), tr, epochs=1, checkpoint=tmp_path / "c.pt", progress=False)
+    other = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+    with pytest.raises(ValueError, match="does not fit this model"):
+        fit(other, tr, epochs=2, checkpoint=tmp_path / "c.pt", resume=True, progress=False)
+
+
+def test_early_stopping_restores_best_weights():
+    tr, va = loaders()
+    seen = []
+    model = net()
+    h = fit(model, tr, va, epochs=50, lr=0.5, early_stopping=2, monitor="val_loss", seed=0, progress=False,
+            on_epoch_end=lambda e, row: seen.append(row["val_loss"]))
+    assert len(h) < 50
+    best = min(seen)
+    model.eval()
+    with torch.no_grad():
+        x, y = va.dataset.tensors
+        loss = nn.functional.cross_entropy(model(x), y).item()
+    assert loss == pytest.approx(best, rel=1e-5)
+    with pytest.raises(KeyError, match="monitor"):
+        fit(net(), tr, epochs=2, early_stopping=1, monitor="val_loss", progress=False)
+
+
+def test_batch_scheduler_and_options():
+    tr, va = loaders()
+    model = net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    h = fit(model, tr, va, epochs=2, optimizer=opt, progress=False, scheduler_step="batch",
+            scheduler=lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=2 * len(tr)),
+            grad_clip=1.0, batchnorm_eval=True, device="cpu")
+    assert len(h) == 2 and h["lr"].iloc[0] != h["lr"].iloc[1]
+    with pytest.raises(ValueError, match="scheduler_step"):
+        fit(net(), tr, epochs=1, scheduler_step="step", progress=False)
+    empty = DataLoader(TensorDataset(torch.randn(3, 4), torch.zeros(3).long()), batch_size=8, drop_last=True)
+    with pytest.raises(ValueError, match="no batches"):
+        fit(net(), empty, epochs=1, progress=False)
+
+
+def test_deterministic_seeded_runs_are_identical():
+    results = []
+    for _ in range(2):
+        tr, va = loaders()
+        results.append(fit(net(), tr, va, epochs=3, seed=7, deterministic=True, progress=False))
+    torch.use_deterministic_algorithms(False)
+    pd.testing.assert_frame_equal(results[0].drop(columns="seconds"), results[1].drop(columns="seconds"))
+
+
+def test_time_to_accuracy():
+    h = pd.DataFrame({"val_accuracy": [0.5, 0.95], "seconds": [2.0, 3.0]})
+    assert time_to_accuracy(h, 0.9) == 5.0 and math.isinf(time_to_accuracy(h, 0.99))
