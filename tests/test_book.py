@@ -1,0 +1,59 @@
+"""Build the book (warnings are errors) and check the rendered pages, in headless Chromium too."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, need
+
+CDN = re.compile(r"(cdn\.jsdelivr\.net|unpkg\.com|cdnjs\.cloudflare\.com)[^\"']*(html-manager|require)")
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(out), "--warningiserror",
+                           "--nitpick", "--keep-going"], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out / "_build" / "html"
+
+
+def test_every_page_is_built_with_glued_numbers(html):
+    page = (html / "notebooks" / "01_understanding_transfer_learning.html").read_text()
+    assert "glue:" not in page and "{glue" not in page
+    # the glued accuracies appear as percentages in the prose
+    assert re.search(r"linear probe reaches\s*(<[^>]+>\s*)*\d+\.\d%", page)
+    for name in ["intro", "setup", "course", "glossary", "references"]:
+        assert (html / "book" / f"{name}.html").exists()
+
+
+def test_widgets_javascript_is_bundled_not_fetched(html):
+    page = (html / "notebooks" / "01_understanding_transfer_learning.html").read_text()
+    assert "application/vnd.jupyter.widget-state+json" in page
+    assert "widgets/html-manager-embed-1.0.15.js" in page
+    assert (html / "_static" / "widgets" / "html-manager-embed-1.0.15.js").exists()
+    assert not CDN.search(page)
+
+
+def test_widgets_render_in_headless_chromium(html):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    need(chromium is not None, "Debian's chromium for the rendered-page check (.ci/run installs it)")
+    page = html / "notebooks" / "01_understanding_transfer_learning.html"
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+             "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=180)
+    dom = proc.stdout
+    assert "<html" in dom, proc.stderr[-2000:]
+    # The html-manager replaced the saved state by live widgets: a tab bar with our titles.
+    assert re.search(r"lm-TabBar|p-TabBar|widget-tab", dom), "widgets did not render"
+    for title in ["from scratch", "linear probe", "fine-tuning"]:
+        assert re.search(rf"TabBar-tabLabel[^>]*>{title}<", dom), title

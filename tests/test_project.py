@@ -1,0 +1,80 @@
+"""The project's own promises: installs agree, notebooks are executed and listed, glue keys exist."""
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _split(req: str) -> tuple[str, str]:
+    m = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)", req)
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def test_environment_yml_installs_what_pyproject_declares():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = dict(_split(r) for r in project["dependencies"])
+    for extra in ("book", "dev"):
+        declared.update(_split(r) for r in project["optional-dependencies"][extra])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "conda-forge" in env["channels"]
+    listed = {}
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            name, spec = _split(item)
+            if name in {"python", "pip", "-e"}:
+                continue
+            listed[name] = spec
+    assert listed == declared
+    for name, spec in declared.items():
+        assert "<" in spec, f"{name} needs an upper bound, not {spec!r}"
+    assert declared["torch"].endswith("<=2.14.1") and declared["torchvision"].endswith("<=0.29.1")
+
+
+def test_readme_and_ci_use_the_same_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_notebook_is_in_the_toc_and_every_toc_file_exists():
+    toc = (ROOT / "_toc.yml").read_text()
+    files = re.findall(r"file:\s*(\S+)", toc) + [re.search(r"root:\s*(\S+)", toc).group(1)]
+    for f in files:
+        assert list(ROOT.glob(f + ".*")), f"{f} listed in _toc.yml does not exist"
+    for nb in NOTEBOOKS:
+        assert f"notebooks/{nb.stem}" in files, f"{nb.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_committed_executed_with_glued_numbers(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code and all(c.get("execution_count") for c in code), "execute the notebook before committing"
+    counts = [c["execution_count"] for c in code]
+    assert counts == sorted(counts), "cells were executed out of order"
+    assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    glued = set()
+    for c in code:
+        for o in c.get("outputs", []):
+            glued.update(o.get("metadata", {}).get("scrapbook", {}).get("name", "") for _ in [0])
+    glued.discard("")
+    used = set()
+    for c in nb["cells"]:
+        if c["cell_type"] == "markdown":
+            used.update(re.findall(r"\{glue:[a-z]+\}`([A-Za-z0-9_]+)", "".join(c["source"])))
+    assert used <= glued, f"glue keys used in the prose but never glued: {used - glued}"
+    assert used, "a chapter's numbers come from glue"
+
+
+def test_notebooks_start_with_title_objectives_and_runtime():
+    for path in NOTEBOOKS:
+        first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+        assert first.startswith("# ") and "Time to run" in first and "learn" in first
