@@ -60,6 +60,7 @@ def _fake_dataset(tmp_path, name, members, digest=None, sha=None):
 @pytest.fixture
 def online(isolated_env, monkeypatch):
     monkeypatch.delenv("TLHELPERS_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield isolated_env
     for k in [k for k in data._REGISTRY if k.startswith("fake")]:
         del data._REGISTRY[k]

@@ -171,7 +171,7 @@ def dataset_dir(name: str, download_if_missing: bool = True, verify: bool = Fals
     url = info.sources[0].url if info.sources else info.homepage
     if not download_if_missing or settings.offline() or not info.sources:
         reason = "downloads are off" if not download_if_missing else (
-            f"{settings.OFFLINE_ENV}=1 forbids downloads" if settings.offline()
+            f"{settings.OFFLINE_ENV} (or HF_HUB_OFFLINE) forbids downloads" if settings.offline()
             else "it has no direct-download source yet (get the files by hand)")
         raise DatasetNotFoundError(
             f"dataset {name!r} {where}, and {reason}; set {settings.MIRROR_ENV} to a folder "

@@ -91,7 +91,7 @@ def per_class_report(y_true, y_pred, class_names: Sequence[str] | None = None) -
     Examples
     --------
     >>> from tlhelpers.evaluate import per_class_report
-    >>> per_class_report([0, 1, 1], [0, 1, 0], ["ant", "bee"]).loc["bee", "recall"]
+    >>> float(per_class_report([0, 1, 1], [0, 1, 0], ["ant", "bee"]).loc["bee", "recall"])
     0.5
     """
     yt, yp = _np(y_true), _np(y_pred)

@@ -199,7 +199,8 @@ def create_model(name: str, pretrained: bool = True, num_classes: int | None = N
 
         weights = _tv_weights(spec) if pretrained else None
         if pretrained and weights_path(name) is None and settings.offline():
-            raise _unavailable(name, f"not in the torch hub cache and {settings.OFFLINE_ENV}=1")
+            raise _unavailable(name, f"not in the torch hub cache, and {settings.OFFLINE_ENV} "
+                                     "(or HF_HUB_OFFLINE) forbids downloads")
         kwargs = {"init_weights": False} if spec.arch == "inception_v3" else {}
         try:
             model = tvm.get_model(spec.arch, weights=weights, progress=progress, **kwargs)

@@ -174,7 +174,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     >>> x = torch.randn(64, 2); y = (x[:, 0] > 0).long()
     >>> dl = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
     >>> h = fit(nn.Linear(2, 2), dl, dl, epochs=20, lr=0.1, seed=0, progress=False)
-    >>> h["val_accuracy"].iloc[-1] > 0.9
+    >>> bool(h["val_accuracy"].iloc[-1] > 0.9)
     True
     """
     from tqdm.auto import tqdm
