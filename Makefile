@@ -10,7 +10,6 @@ STAMP = $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[book,dev]"
 	touch $(STAMP)
 

@@ -57,7 +57,8 @@ def bench_notebook() -> dict:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
             if name:
-                glued[name] = float(out["data"]["text/plain"])
+                text = next(v for k, v in out["data"].items() if k.endswith("text/plain"))
+                glued[name] = float(text)
     return {"chapter1_wall_s": wall, "chapter1_glued": glued}
 
 

@@ -61,11 +61,8 @@ def test_notebooks_are_committed_executed_with_glued_numbers(path):
     counts = [c["execution_count"] for c in code]
     assert counts == sorted(counts), "cells were executed out of order"
     assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    glued = set()
-    for c in code:
-        for o in c.get("outputs", []):
-            glued.update(o.get("metadata", {}).get("scrapbook", {}).get("name", "") for _ in [0])
-    glued.discard("")
+    glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in code for o in c.get("outputs", [])}
+    glued.discard(None)
     used = set()
     for c in nb["cells"]:
         if c["cell_type"] == "markdown":
@@ -78,3 +75,13 @@ def test_notebooks_start_with_title_objectives_and_runtime():
     for path in NOTEBOOKS:
         first = "".join(json.loads(path.read_text())["cells"][0]["source"])
         assert first.startswith("# ") and "Time to run" in first and "learn" in first
+
+
+def test_readme_lists_every_registered_dataset_with_its_licence():
+    from tlhelpers.data import list_datasets
+
+    readme = (ROOT / "README.md").read_text()
+    for name in list_datasets():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"README's dataset table lacks {name}"
+        assert row.count("|") == 5, row  # name, what, licence, cite

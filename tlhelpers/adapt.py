@@ -1,0 +1,349 @@
+"""Domain adaptation (transductive transfer): same task, new input distribution.
+
+Source examples are labelled, target examples are not (their labels are used
+only to evaluate). The pieces, each a plain function or ``nn.Module``:
+
+- :func:`adabn` -- re-estimate BatchNorm statistics on the target (Li et al. 2016);
+- :func:`coral_loss` -- align feature covariances (Deep CORAL, Sun & Saenko 2016);
+- :func:`mmd_loss` -- multi-kernel Gaussian maximum mean discrepancy (DAN, Long et al. 2015);
+- :class:`GradientReversal`, :func:`domain_discriminator`, :func:`dann_lambda` --
+  adversarial alignment (DANN, Ganin & Lempitsky 2015);
+- :func:`pseudo_labels` -- confident target predictions for self-training;
+- :func:`fit_adapt` -- one loop that trains a feature extractor and a classifier
+  on a labelled source loader and an unlabelled target loader with any of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from . import settings
+
+METHODS = ("source_only", "coral", "mmd", "dann", "self_training")
+
+
+def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Deep CORAL loss: squared Frobenius distance of the two feature covariances / (4 d²).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.adapt import coral_loss
+    >>> x = torch.randn(32, 4)
+    >>> float(coral_loss(x, x))
+    0.0
+    """
+    d = source.shape[1]
+    cs, ct = torch.cov(source.T), torch.cov(target.T)
+    return ((cs - ct) ** 2).sum() / (4 * d * d)
+
+
+def _bandwidths(x: torch.Tensor, y: torch.Tensor, num_kernels: int, kernel_mul: float) -> torch.Tensor:
+    """Bandwidths spread around the mean pairwise squared distance (the DAN heuristic)."""
+    z = torch.cat([x, y])
+    d2 = torch.cdist(z, z).pow(2)
+    n = z.shape[0]
+    base = d2.sum().detach() / (n * n - n)
+    base = base / kernel_mul ** (num_kernels // 2)
+    return torch.stack([base * kernel_mul ** i for i in range(num_kernels)])
+
+
+def mmd_loss(source: torch.Tensor, target: torch.Tensor, bandwidths: torch.Tensor | list[float] | None = None,
+             num_kernels: int = 5, kernel_mul: float = 2.0) -> torch.Tensor:
+    """Squared MMD with a sum of Gaussian kernels (biased estimator).
+
+    ``k(a, b) = sum_s exp(-|a - b|² / s)`` over the bandwidths ``s``; by
+    default ``num_kernels`` bandwidths spaced by ``kernel_mul`` around the
+    mean squared distance of the batch.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.adapt import mmd_loss
+    >>> x = torch.zeros(3, 2); y = torch.ones(3, 2)
+    >>> round(float(mmd_loss(x, y, bandwidths=[2.0])), 4)  # 1 + 1 - 2 exp(-1)
+    1.2642
+    """
+    if bandwidths is None:
+        bw = _bandwidths(source, target, num_kernels, kernel_mul)
+    else:
+        bw = torch.as_tensor(bandwidths, dtype=source.dtype, device=source.device)
+
+    def k(a, b):
+        d2 = torch.cdist(a, b).pow(2)
+        return sum(torch.exp(-d2 / s) for s in bw)
+
+    return k(source, source).mean() + k(target, target).mean() - 2 * k(source, target).mean()
+
+
+class _ReverseGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, lambda_):
+        ctx.lambda_ = lambda_
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.lambda_ * grad, None
+
+
+class GradientReversal(nn.Module):
+    """Identity forward; multiplies the gradient by ``-lambda_`` backward (DANN).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.adapt import GradientReversal
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> GradientReversal(0.5)(x).sum().backward()
+    >>> x.grad.tolist()
+    [-0.5, -0.5]
+    """
+
+    def __init__(self, lambda_: float = 1.0) -> None:
+        super().__init__()
+        self.lambda_ = lambda_
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ReverseGrad.apply(x, self.lambda_)
+
+
+def dann_lambda(progress: float, gamma: float = 10.0) -> float:
+    """DANN's schedule for the reversal weight: ``2 / (1 + exp(-gamma p)) - 1``, from 0 to ~1.
+
+    Examples
+    --------
+    >>> from tlhelpers.adapt import dann_lambda
+    >>> dann_lambda(0.0), round(dann_lambda(1.0), 4)
+    (0.0, 0.9999)
+    """
+    return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
+
+
+def domain_discriminator(in_features: int, hidden: int = 256) -> nn.Sequential:
+    """A small MLP that predicts source (0) vs target (1) from features.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.adapt import domain_discriminator
+    >>> domain_discriminator(8)(torch.zeros(4, 8)).shape
+    torch.Size([4, 1])
+    """
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, 1))
+
+
+@torch.no_grad()
+def adabn(model: nn.Module, target_loader: DataLoader, device: str | None = None) -> nn.Module:
+    """AdaBN: replace every BatchNorm layer's running statistics by the target domain's.
+
+    Only running means and variances change; weights do not. The model is left
+    in eval mode.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from tlhelpers.adapt import adabn
+    >>> m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    >>> _ = adabn(m, DataLoader(TensorDataset(torch.randn(64, 2) + 5), batch_size=16))
+    >>> bool(m[1].running_mean.abs().sum() > 0)
+    True
+    """
+    dev = settings.get_device(device)
+    model.to(dev)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all target batches
+    model.train()
+    for batch in target_loader:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        model(x.to(dev))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    return model.eval()
+
+
+@torch.no_grad()
+def pseudo_labels(model: nn.Module, loader: DataLoader, threshold: float = 0.9,
+                  device: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices and predicted labels of the examples the model is at least ``threshold`` sure of.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from tlhelpers.adapt import pseudo_labels
+    >>> x = torch.tensor([[5.0, 0.0], [0.1, 0.0]])
+    >>> idx, lab = pseudo_labels(nn.Identity(), DataLoader(TensorDataset(x)), 0.9)
+    >>> idx.tolist(), lab.tolist()
+    ([0], [0])
+    """
+    dev = settings.get_device(device)
+    model.eval().to(dev)
+    probs = []
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        probs.append(model(x.to(dev)).softmax(1).cpu())
+    p = torch.cat(probs)
+    conf, lab = p.max(1)
+    keep = torch.nonzero(conf >= threshold).flatten()
+    return keep, lab[keep]
+
+
+def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoader,
+              target_loader: DataLoader, method: str = "dann", epochs: int = 10, lr: float = 1e-3,
+              weight: float = 1.0, threshold: float = 0.9, feature_dim: int | None = None,
+              eval_loader: DataLoader | None = None, device: str | None = None, seed: int | None = None,
+              progress: bool = True) -> pd.DataFrame:
+    """Train ``classifier(features(x))`` on labelled source batches, aligned to unlabelled target batches.
+
+    Parameters
+    ----------
+    features, classifier : nn.Module
+        The feature extractor and the head (logits).
+    source_loader : DataLoader
+        ``(x, y)`` labelled source batches; one epoch is one pass over it.
+    target_loader : DataLoader
+        Target batches (labels, if present, are ignored); cycled as needed.
+    method : {"source_only", "coral", "mmd", "dann", "self_training"}
+        The alignment term added to the source cross-entropy.
+    weight : float
+        Weight of the alignment (or pseudo-label) term.
+    threshold : float
+        Confidence for self-training's pseudo-labels (re-computed every epoch).
+    feature_dim : int, optional
+        Output size of ``features``; needed for ``"dann"``'s discriminator.
+    eval_loader : DataLoader, optional
+        Labelled target data for the history's ``target_accuracy`` column
+        (evaluation only; never used for training).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per epoch: ``epoch, source_loss, align_loss, target_accuracy, seconds``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from tlhelpers.adapt import fit_adapt
+    >>> xs = torch.randn(64, 2); ys = (xs[:, 0] > 0).long()
+    >>> src = DataLoader(TensorDataset(xs, ys), batch_size=16, shuffle=True)
+    >>> tgt = DataLoader(TensorDataset(xs + 0.5, ys), batch_size=16, shuffle=True)
+    >>> h = fit_adapt(nn.Linear(2, 4), nn.Linear(4, 2), src, tgt, "coral", epochs=2, progress=False)
+    >>> list(h.columns)
+    ['epoch', 'source_loss', 'align_loss', 'target_accuracy', 'seconds']
+    """
+    from tqdm.auto import tqdm
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if seed is not None:
+        settings.seed_everything(seed)
+    dev = settings.get_device(device)
+    features.to(dev)
+    classifier.to(dev)
+    params = list(features.parameters()) + list(classifier.parameters())
+    disc = grl = None
+    if method == "dann":
+        if feature_dim is None:
+            raise ValueError("method='dann' needs feature_dim (the size of features(x))")
+        disc, grl = domain_discriminator(feature_dim).to(dev), GradientReversal()
+        params += list(disc.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    ce = nn.CrossEntropyLoss()
+    total_steps = epochs * len(source_loader)
+    step = 0
+    rows = []
+    target_iter = itertools.cycle(target_loader)
+    pseudo: dict[int, int] = {}
+    for epoch in tqdm(range(epochs), desc=method, disable=not progress):
+        t0 = time.perf_counter()
+        if method == "self_training" and epoch > 0:
+            net = nn.Sequential(features, classifier)
+            ordered = DataLoader(target_loader.dataset, batch_size=256)
+            idx, lab = pseudo_labels(net, ordered, threshold, device=dev)
+            pseudo = dict(zip(idx.tolist(), lab.tolist()))
+        features.train()
+        classifier.train()
+        sums = np.zeros(2)
+        for xs, ys in source_loader:
+            xs, ys = xs.to(dev), ys.to(dev)
+            fs = features(xs)
+            loss_src = ce(classifier(fs), ys)
+            align = torch.zeros((), device=dev)
+            if method in {"coral", "mmd", "dann"}:
+                tb = next(target_iter)
+                xt = (tb[0] if isinstance(tb, (list, tuple)) else tb).to(dev)
+                ft = features(xt)
+                if method == "coral":
+                    align = coral_loss(fs, ft)
+                elif method == "mmd":
+                    align = mmd_loss(fs, ft)
+                else:
+                    grl.lambda_ = dann_lambda(step / max(1, total_steps))
+                    logits = disc(grl(torch.cat([fs, ft]))).squeeze(1)
+                    dom = torch.cat([torch.zeros(len(fs)), torch.ones(len(ft))]).to(dev)
+                    align = nn.functional.binary_cross_entropy_with_logits(logits, dom)
+            elif method == "self_training" and pseudo:
+                keys = list(pseudo)
+                pick = torch.as_tensor(keys)[torch.randint(len(keys), (len(xs),))]
+                xt = torch.stack([target_loader.dataset[i][0] for i in pick.tolist()]).to(dev)
+                yt = torch.as_tensor([pseudo[i] for i in pick.tolist()], device=dev)
+                align = ce(classifier(features(xt)), yt)
+            loss = loss_src + weight * align
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} ({method}); lower lr or weight")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            sums += [loss_src.item(), float(align.detach())]
+        row = {"epoch": epoch + 1, "source_loss": sums[0] / len(source_loader),
+               "align_loss": sums[1] / len(source_loader), "target_accuracy": float("nan")}
+        if eval_loader is not None:
+            row["target_accuracy"] = target_accuracy(features, classifier, eval_loader, dev)
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def target_accuracy(features: nn.Module, classifier: nn.Module, loader: DataLoader,
+                    device: str | torch.device | None = None) -> float:
+    """Accuracy of ``classifier(features(x))`` on a labelled loader (evaluation only).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from tlhelpers.adapt import target_accuracy
+    >>> dl = DataLoader(TensorDataset(torch.eye(2), torch.tensor([0, 1])))
+    >>> target_accuracy(nn.Identity(), nn.Identity(), dl)
+    1.0
+    """
+    dev = settings.get_device(device)
+    features.eval().to(dev)
+    classifier.eval().to(dev)
+    correct = total = 0
+    for x, y in loader:
+        pred = classifier(features(x.to(dev))).argmax(1).cpu()
+        correct += int((pred == y).sum())
+        total += len(y)
+    return correct / total
