@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import settings
+from .evaluate import accuracy, predict
 
 METHODS = ("source_only", "coral", "mmd", "dann", "self_training")
 
@@ -44,6 +45,11 @@ def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     d = source.shape[1]
     cs, ct = torch.cov(source.T), torch.cov(target.T)
     return ((cs - ct) ** 2).sum() / (4 * d * d)
+
+
+def _inputs(batch) -> torch.Tensor:
+    """The inputs of a batch that may or may not carry labels."""
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
 def _bandwidths(x: torch.Tensor, y: torch.Tensor, num_kernels: int, kernel_mul: float) -> torch.Tensor:
@@ -169,8 +175,7 @@ def adabn(model: nn.Module, target_loader: DataLoader, device: str | None = None
         m.momentum = None  # cumulative average over all target batches
     model.train()
     for batch in target_loader:
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        model(x.to(dev))
+        model(_inputs(batch).to(dev))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     return model.eval()
@@ -196,8 +201,7 @@ def pseudo_labels(model: nn.Module, loader: DataLoader, threshold: float = 0.9,
     model.eval().to(dev)
     probs = []
     for batch in loader:
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        probs.append(model(x.to(dev)).softmax(1).cpu())
+        probs.append(model(_inputs(batch).to(dev)).softmax(1).cpu())
     p = torch.cat(probs)
     conf, lab = p.max(1)
     keep = torch.nonzero(conf >= threshold).flatten()
@@ -288,9 +292,7 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
             loss_src = ce(classifier(fs), ys)
             align = torch.zeros((), device=dev)
             if method in {"coral", "mmd", "dann"}:
-                tb = next(target_iter)
-                xt = (tb[0] if isinstance(tb, (list, tuple)) else tb).to(dev)
-                ft = features(xt)
+                ft = features(_inputs(next(target_iter)).to(dev))
                 if method == "coral":
                     align = coral_loss(fs, ft)
                 elif method == "mmd":
@@ -323,7 +325,6 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
     return pd.DataFrame(rows)
 
 
-@torch.no_grad()
 def target_accuracy(features: nn.Module, classifier: nn.Module, loader: DataLoader,
                     device: str | torch.device | None = None) -> float:
     """Accuracy of ``classifier(features(x))`` on a labelled loader (evaluation only).
@@ -338,12 +339,5 @@ def target_accuracy(features: nn.Module, classifier: nn.Module, loader: DataLoad
     >>> target_accuracy(nn.Identity(), nn.Identity(), dl)
     1.0
     """
-    dev = settings.get_device(device)
-    features.eval().to(dev)
-    classifier.eval().to(dev)
-    correct = total = 0
-    for x, y in loader:
-        pred = classifier(features(x.to(dev))).argmax(1).cpu()
-        correct += int((pred == y).sum())
-        total += len(y)
-    return correct / total
+    y_true, y_pred, _ = predict(nn.Sequential(features, classifier), loader, device=device)
+    return accuracy(y_true, y_pred)
