@@ -278,7 +278,7 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
     pseudo: dict[int, int] = {}
     for epoch in tqdm(range(epochs), desc=method, disable=not progress):
         t0 = time.perf_counter()
-        if method == "self_training" and epoch > 0:
+        if method == "self_training":  # refresh pseudo-labels at the start of every epoch
             net = nn.Sequential(features, classifier)
             ordered = DataLoader(target_loader.dataset, batch_size=256)
             idx, lab = pseudo_labels(net, ordered, threshold, device=dev)

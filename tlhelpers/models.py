@@ -447,9 +447,11 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 def small_cnn(num_classes: int, in_channels: int = 3, width: int = 32) -> nn.Sequential:
-    """A small CNN (four conv-BN-ReLU-pool stages) for training from scratch.
+    """A small CNN for training from scratch: four conv-BN-ReLU-pool blocks and a head.
 
-    The book's baseline without transfer: same data, same loop, no pretraining.
+    The book's baseline without transfer (same data, same loop, no
+    pretraining). ``model[i]`` is block ``i`` and ``model[4]`` the head, so
+    layers can be transferred block by block (:func:`transfer_blocks`).
 
     Examples
     --------
@@ -458,15 +460,44 @@ def small_cnn(num_classes: int, in_channels: int = 3, width: int = 32) -> nn.Seq
     >>> small_cnn(2)(torch.zeros(1, 3, 64, 64)).shape
     torch.Size([1, 2])
     """
-    layers: list[nn.Module] = []
+    blocks: list[nn.Module] = []
     c = in_channels
     for i in range(4):
         out = width * 2 ** min(i, 2)
-        layers += [nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                   nn.MaxPool2d(2)]
+        blocks.append(nn.Sequential(nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                                    nn.ReLU(inplace=True), nn.MaxPool2d(2)))
         c = out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(c, num_classes)]
-    return nn.Sequential(*layers)
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(c, num_classes))
+    return nn.Sequential(*blocks, head)
+
+
+def transfer_blocks(source: nn.Module, target: nn.Module, n: int, freeze_them: bool = True) -> nn.Module:
+    """Copy the first ``n`` blocks (see :func:`layer_groups`) of ``source`` into ``target``.
+
+    The rest of ``target`` keeps its own (fresh) weights. With
+    ``freeze_them`` the copied blocks are frozen (Yosinski et al.'s AnB);
+    otherwise they are fine-tuned with the rest (AnB+).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.models import small_cnn, transfer_blocks
+    >>> a, b = small_cnn(5), small_cnn(5)
+    >>> _ = transfer_blocks(a, b, 2)
+    >>> torch.equal(a[1][0].weight, b[1][0].weight), b[1][0].weight.requires_grad, b[2][0].weight.requires_grad
+    (True, False, True)
+    """
+    names = [name for name, _ in _block_prefixes(target)]
+    if not 0 <= n < len(names):
+        raise ValueError(f"n must be between 0 and {len(names) - 1} (the head is not transferred), not {n}")
+    prefixes = [p for _, ps in _block_prefixes(target)[:n] for p in ps]
+    src = source.state_dict()
+    copied = {k: v for k, v in src.items() if any(k.startswith(p) for p in prefixes)}
+    target.load_state_dict(copied, strict=False)
+    for name, p in target.named_parameters():
+        if any(name.startswith(pre) for pre in prefixes):
+            p.requires_grad_(not freeze_them)
+    return target
 
 
 # --------------------------------------------------------------------------- inputs
