@@ -85,3 +85,10 @@ def test_fit_adapt_rejects_unknown_method_and_missing_dim():
         adapt.fit_adapt(nn.Identity(), nn.Identity(), dl, dl, "adda", progress=False)
     with pytest.raises(ValueError, match="feature_dim"):
         adapt.fit_adapt(nn.Identity(), nn.Identity(), dl, dl, "dann", progress=False)
+
+
+def test_proxy_a_distance_is_near_zero_for_one_distribution_and_two_for_separable():
+    torch.manual_seed(0)
+    a, b = torch.randn(400, 8), torch.randn(400, 8)
+    assert abs(adapt.proxy_a_distance(a, b)) < 0.3
+    assert adapt.proxy_a_distance(a, b + 5) == pytest.approx(2.0)

@@ -8,6 +8,7 @@ One module per idea, each readable in one sitting:
 - :mod:`tlhelpers.models` -- the backbone registry, freezing, heads, learning-rate groups
 - :mod:`tlhelpers.features` -- frozen-backbone feature extraction with a disk cache
 - :mod:`tlhelpers.train` -- the fit loop, checkpoints and resume
+- :mod:`tlhelpers.adapt` -- domain adaptation losses, layers and loop
 - :mod:`tlhelpers.evaluate` -- metrics and predictions
 - :mod:`tlhelpers.plot` -- the book's figures
 """
