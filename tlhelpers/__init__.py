@@ -9,6 +9,7 @@ One module per idea, each readable in one sitting:
 - :mod:`tlhelpers.features` -- frozen-backbone feature extraction with a disk cache
 - :mod:`tlhelpers.train` -- the fit loop, checkpoints and resume
 - :mod:`tlhelpers.adapt` -- domain adaptation losses, layers and loop
+- :mod:`tlhelpers.transferability` -- LogME, H-score, LEEP, NCE
 - :mod:`tlhelpers.evaluate` -- metrics and predictions
 - :mod:`tlhelpers.plot` -- the book's figures
 """
