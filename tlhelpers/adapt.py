@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import settings
-from .evaluate import accuracy, predict
+from .evaluate import _np, accuracy, predict
 
 METHODS = ("source_only", "coral", "mmd", "dann", "self_training")
 
@@ -227,8 +227,7 @@ def proxy_a_distance(source_features, target_features, seed: int = 0) -> float:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    fs = np.asarray(source_features.cpu() if torch.is_tensor(source_features) else source_features)
-    ft = np.asarray(target_features.cpu() if torch.is_tensor(target_features) else target_features)
+    fs, ft = _np(source_features), _np(target_features)
     x = np.concatenate([fs, ft]).reshape(len(fs) + len(ft), -1)
     d = np.concatenate([np.zeros(len(fs)), np.ones(len(ft))])
     x_tr, x_te, d_tr, d_te = train_test_split(x, d, test_size=0.5, random_state=seed, stratify=d)

@@ -487,10 +487,10 @@ def transfer_blocks(source: nn.Module, target: nn.Module, n: int, freeze_them: b
     >>> torch.equal(a[1][0].weight, b[1][0].weight), b[1][0].weight.requires_grad, b[2][0].weight.requires_grad
     (True, False, True)
     """
-    names = [name for name, _ in _block_prefixes(target)]
-    if not 0 <= n < len(names):
-        raise ValueError(f"n must be between 0 and {len(names) - 1} (the head is not transferred), not {n}")
-    prefixes = [p for _, ps in _block_prefixes(target)[:n] for p in ps]
+    blocks = _block_prefixes(target)
+    if not 0 <= n < len(blocks):
+        raise ValueError(f"n must be between 0 and {len(blocks) - 1} (the head is not transferred), not {n}")
+    prefixes = [p for _, ps in blocks[:n] for p in ps]
     src = source.state_dict()
     copied = {k: v for k, v in src.items() if any(k.startswith(p) for p in prefixes)}
     target.load_state_dict(copied, strict=False)

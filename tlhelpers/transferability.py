@@ -17,11 +17,8 @@ Higher is better for all four. Inputs are numpy arrays or tensors.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-
-def _np(a) -> np.ndarray:
-    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+from .evaluate import _np
 
 
 def _joint(source_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
