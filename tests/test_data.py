@@ -255,3 +255,13 @@ def test_magnetic_tiles_read_images_not_masks(shared_mirror):
     assert np.bincount(ds.targets).tolist() == [115, 85, 57, 32, 400, 103]
     assert all(p.endswith(".jpg") for p, _ in ds.samples)
     assert len(ds.skipped) == 792 and all(p.endswith(".png") for p, _ in ds.skipped)
+
+
+def test_tensor_loader_order_depends_on_its_seed_only():
+    x, y = torch.arange(10.0), torch.arange(10)
+    first = [b[1].tolist() for b in data.tensor_loader(x, y, batch_size=4, seed=3)]
+    torch.rand(5)  # other draws from the global generator do not change the order
+    assert first == [b[1].tolist() for b in data.tensor_loader(x, y, batch_size=4, seed=3)]
+    assert first != [b[1].tolist() for b in data.tensor_loader(x, y, batch_size=4, seed=4)]
+    ordered = [b[0].tolist() for b in data.tensor_loader(x, batch_size=4, shuffle=False)]
+    assert ordered == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from . import settings
 from .io import download, move_into_place, safe_extract, tree_digest
@@ -443,6 +443,26 @@ def _targets(dataset: Dataset) -> list[int]:
     return [int(dataset[i][1]) for i in range(len(dataset))]
 
 
+def tensor_loader(*tensors: torch.Tensor, batch_size: int = 64, shuffle: bool = True,
+                  seed: int = 0) -> DataLoader:
+    """A DataLoader over in-memory tensors whose shuffling order depends on ``seed`` only.
+
+    Each loader has its own generator, so two methods given the same seed see
+    the same batches in the same order, whatever else draws random numbers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.data import tensor_loader
+    >>> x = torch.arange(6.0)
+    >>> a = [b[0].tolist() for b in tensor_loader(x, batch_size=3, seed=1)]
+    >>> a == [b[0].tolist() for b in tensor_loader(x, batch_size=3, seed=1)]
+    True
+    """
+    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle,
+                      generator=torch.Generator().manual_seed(seed))
+
+
 def to_tensors(dataset: Dataset, batch_size: int = 64, num_workers: int = 0,
                progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a dataset (and its deterministic transform) once and stack it into tensors.
@@ -460,7 +480,7 @@ def to_tensors(dataset: Dataset, batch_size: int = 64, num_workers: int = 0,
     """
     from tqdm.auto import tqdm
 
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     xs, ys = [], []
     for x, y in tqdm(loader, desc="loading", disable=not progress, leave=False):
         xs.append(x)
