@@ -22,6 +22,11 @@ def test_layers_pooling_and_labels(setup):
     f2, _ = features.extract_features(m, ds, layers=["layer2"], pool=None, cache=False, progress=False)
     assert f2["layer2"].shape == (6, 128, 4, 4)
     assert torch.allclose(f2["layer2"].mean((2, 3)), f["layer2"], atol=1e-5)
+    f3, _ = features.extract_features(m, ds, layers=["layer2"], pool="avgmax", cache=False, progress=False)
+    assert torch.allclose(f3["layer2"][:, :128], f["layer2"], atol=1e-5)
+    assert torch.allclose(f3["layer2"][:, 128:], f2["layer2"].amax((2, 3)), atol=1e-5)
+    with pytest.raises(ValueError, match="pool must be"):
+        features.extract_features(m, ds, layers=["layer2"], pool="median", cache=False, progress=False)
     with pytest.raises(KeyError, match="no module named"):
         features.extract_features(m, ds, layers=["layer9"], cache=False, progress=False)
 

@@ -82,3 +82,36 @@ def test_logme_evidence_with_more_dimensions_than_samples():
               - 0.35 * m @ m - np.linalg.slogdet(a)[1] / 2) / 5
     assert tr._evidence(s ** 2, (u.T @ t) ** 2, t @ t, 5, 8, 0.7, 2.0) == pytest.approx(direct)
     assert np.isfinite(tr.logme(f, t.astype(int)))
+
+
+def test_h_score_handles_wide_rank_deficient_features():
+    # more dimensions than samples, constant and duplicated columns (saturated ReLU6 units do this)
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 10)
+    f = np.c_[rng.normal(size=(30, 40)) + y[:, None], np.full((30, 5), 6.0), np.zeros((30, 5))]
+    f = np.c_[f, f[:, :10]]
+    score = tr.h_score(f, y)
+    fc = f - f.mean(0)
+    cov_f = fc.T @ fc / len(f)
+    means = np.stack([fc[y == c].mean(0) for c in range(3)])[y]
+    expected = np.trace(np.linalg.pinv(cov_f, rcond=1e-10, hermitian=True) @ (means.T @ means / len(f)))
+    assert np.isfinite(score) and score == pytest.approx(expected, rel=1e-6)
+
+
+def test_h_score_shrinkage():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 20)
+    informative = np.c_[y[:, None] + 0.5 * rng.normal(size=(40, 3)), rng.normal(size=(40, 57))]
+    noise = rng.normal(size=(40, 60))
+    # plain H-score: d > n makes both look perfect (ceiling = classes - 1)
+    assert tr.h_score(noise, y) == pytest.approx(1.0)
+    assert tr.h_score(informative, y) == pytest.approx(1.0)
+    # shrinkage separates them; a = 0 is the plain score; a = 1 uses the scaled identity
+    assert tr.h_score(informative, y, shrinkage="ledoit-wolf") > 1.5 * tr.h_score(noise, y, shrinkage="ledoit-wolf")
+    assert tr.h_score(informative[:, :3], y, shrinkage=0.0) == pytest.approx(tr.h_score(informative[:, :3], y))
+    fc = informative - informative.mean(0)
+    means = np.stack([fc[y == c].mean(0) for c in (0, 1)])[y]
+    mu = np.trace(fc.T @ fc / 40) / 60
+    assert tr.h_score(informative, y, shrinkage=1.0) == pytest.approx(np.trace(means.T @ means / 40) / mu)
+    with pytest.raises(ValueError, match="shrinkage"):
+        tr.h_score(noise, y, shrinkage=2.0)

@@ -89,7 +89,9 @@ def _pool(x: torch.Tensor, pool: str | None) -> torch.Tensor:
         return x.mean(dim=tuple(range(2, x.dim())))
     if pool == "max":
         return x.amax(dim=tuple(range(2, x.dim())))
-    raise ValueError(f"pool must be 'avg', 'max', 'cls' or None, not {pool!r}")
+    if pool == "avgmax":
+        return torch.cat([_pool(x, "avg"), _pool(x, "max")], dim=1)
+    raise ValueError(f"pool must be 'avg', 'max', 'avgmax', 'cls' or None, not {pool!r}")
 
 
 def extract_features(model: nn.Module, dataset: Dataset, layers: list[str] | None = None,
@@ -109,8 +111,10 @@ def extract_features(model: nn.Module, dataset: Dataset, layers: list[str] | Non
         Module names (as in ``model.named_modules()``) whose outputs to keep,
         and/or ``"penultimate"`` (the input of the classifier head, the
         default).
-    pool : {"avg", "max", "cls", None}
-        How to reduce spatial maps to vectors (``None`` keeps full maps).
+    pool : {"avg", "max", "avgmax", "cls", None}
+        How to reduce spatial maps to vectors: average, maximum, both
+        concatenated (``[avg, max]``, twice the channels), the class token of a
+        transformer, or ``None`` to keep full maps.
     batch_size, num_workers : int
         DataLoader settings.
     device : str, optional

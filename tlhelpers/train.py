@@ -278,3 +278,115 @@ def time_to_accuracy(history: pd.DataFrame, target: float, column: str = "val_ac
     if not reached.any():
         return math.inf
     return float(history["seconds"].to_numpy()[: int(np.argmax(reached)) + 1].sum())
+
+
+def lr_finder(model: nn.Module, train_loader: DataLoader, start_lr: float = 1e-6, end_lr: float = 1.0,
+              steps: int = 50, optimizer_fn: Callable | None = None, loss_fn: Callable | None = None,
+              device: str | None = None, smoothing: float = 0.9, diverge: float = 4.0,
+              batchnorm_eval: bool = False) -> pd.DataFrame:
+    """Learning-rate range test (Smith 2017): raise the LR geometrically, one batch per step.
+
+    The model's weights (and BatchNorm statistics) are restored afterwards, so
+    the test leaves no trace. Stops early once the smoothed loss exceeds
+    ``diverge`` times its minimum. A good learning rate lies where the loss
+    still falls steeply, typically a few times below the minimum's LR; see
+    :func:`suggest_lr`.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Trainable parameters are those with ``requires_grad``.
+    train_loader : DataLoader
+        Cycled if it has fewer than ``steps`` batches.
+    start_lr, end_lr : float
+        Range of the geometric sweep.
+    steps : int
+        Number of batches (one LR each).
+    optimizer_fn : callable, optional
+        ``params, lr -> optimizer``; default AdamW.
+    loss_fn : callable, optional
+        Default cross-entropy.
+    smoothing : float
+        Exponential smoothing of the loss curve (bias-corrected).
+    diverge : float
+        Stop when the smoothed loss exceeds this multiple of the best.
+    batchnorm_eval : bool
+        Keep BatchNorm layers in eval mode during the test.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``lr, loss, smoothed_loss``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from tlhelpers.train import lr_finder, suggest_lr
+    >>> _ = torch.manual_seed(0); x = torch.randn(256, 4); y = (x.sum(1) > 0).long()
+    >>> m = nn.Linear(4, 2); w = m.weight.clone()
+    >>> curve = lr_finder(m, DataLoader(TensorDataset(x, y), batch_size=32), steps=40)
+    >>> torch.equal(m.weight, w), 1e-4 < suggest_lr(curve) < 1.0
+    (True, True)
+    """
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, not {steps}")
+    dev = settings.get_device(device)
+    model.to(dev)
+    saved = copy.deepcopy(model.state_dict())
+    was_training = model.training
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (all frozen)")
+    optimizer = (optimizer_fn or (lambda ps, lr: torch.optim.AdamW(ps, lr=lr)))(params, start_lr)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    factor = (end_lr / start_lr) ** (1 / (steps - 1))
+    rows, avg, best = [], 0.0, math.inf
+    batches = iter(())
+    model.train()
+    if batchnorm_eval:
+        set_batchnorm_eval(model, frozen_only=False)
+    try:
+        for step in range(steps):
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                batches = iter(train_loader)
+                x, y = next(batches)
+            lr = start_lr * factor ** step
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            out = model(x.to(dev))
+            logits = out.logits if hasattr(out, "logits") else out
+            loss = loss_fn(logits, y.to(dev))
+            if not torch.isfinite(loss):
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            avg = smoothing * avg + (1 - smoothing) * loss.item()
+            smoothed = avg / (1 - smoothing ** (step + 1))
+            rows.append({"lr": lr, "loss": loss.item(), "smoothed_loss": smoothed})
+            best = min(best, smoothed)
+            if smoothed > diverge * best:
+                break
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)
+    return pd.DataFrame(rows)
+
+
+def suggest_lr(curve: pd.DataFrame, divide: float = 10.0) -> float:
+    """The LR at the smoothed loss's minimum divided by ``divide`` (a common, conservative rule).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from tlhelpers.train import suggest_lr
+    >>> suggest_lr(pd.DataFrame({"lr": [1e-4, 1e-3, 1e-2, 1e-1], "smoothed_loss": [1.0, 0.8, 0.5, 2.0]}))
+    0.001
+    """
+    if curve.empty:
+        raise ValueError("empty LR-finder curve (the first step already diverged?)")
+    return float(curve["lr"].iloc[int(curve["smoothed_loss"].to_numpy().argmin())] / divide)

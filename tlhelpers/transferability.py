@@ -5,7 +5,8 @@ the labelled target data once, with no training of the network:
 
 - :func:`logme` -- log marginal evidence of a Bayesian linear model on the
   features (You et al., ICML 2021);
-- :func:`h_score` -- ``tr(cov(f)^-1 cov(E[f | y]))`` (Bao et al., ICIP 2019);
+- :func:`h_score` -- ``tr(cov(f)^-1 cov(E[f | y]))`` (Bao et al., ICIP 2019),
+  optionally with a shrunk covariance (Ibrahim et al., ICLR 2023);
 - :func:`leep` -- log expected empirical prediction from the source classifier's
   soft predictions (Nguyen et al., ICML 2020);
 - :func:`nce` -- negative conditional entropy of target labels given the source
@@ -73,8 +74,15 @@ def nce(source_pred, labels) -> float:
     return float(terms.sum())
 
 
-def h_score(features, labels) -> float:
+def h_score(features, labels, shrinkage: float | str | None = None) -> float:
     """H-score: ``tr(pinv(cov(f)) cov(E[f | y]))``, larger when class means are far apart.
+
+    With more feature dimensions than samples the covariance is singular, any
+    labelling is linearly separable, and the plain score reaches its ceiling
+    (number of classes - 1) even for random features. ``shrinkage`` regularises
+    the covariance towards a scaled identity, ``(1 - a) cov + a tr(cov)/d I``
+    (Ibrahim et al., ICLR 2023): a number ``a`` in [0, 1], or ``"ledoit-wolf"``
+    to estimate it from the data.
 
     Examples
     --------
@@ -87,10 +95,25 @@ def h_score(features, labels) -> float:
     f, y = _np(features).astype(float), _np(labels).astype(int)
     f = f - f.mean(0)
     cov_f = f.T @ f / len(f)
+    if shrinkage is not None:
+        if shrinkage == "ledoit-wolf":
+            from sklearn.covariance import ledoit_wolf_shrinkage
+
+            shrinkage = float(ledoit_wolf_shrinkage(f, assume_centered=True))
+        if isinstance(shrinkage, str) or not 0.0 <= shrinkage <= 1.0:
+            raise ValueError(f"shrinkage must be None, 'ledoit-wolf' or a number in [0, 1], not {shrinkage!r}")
+        mu = np.trace(cov_f) / cov_f.shape[0]
+        cov_f = (1 - shrinkage) * cov_f + shrinkage * mu * np.eye(cov_f.shape[0])
     class_means = np.stack([f[y == c].mean(0) for c in np.unique(y)])
     g = class_means[np.searchsorted(np.unique(y), y)]
     cov_g = g.T @ g / len(f)
-    return float(np.trace(np.linalg.pinv(cov_f, rcond=1e-10) @ cov_g))
+    # Pseudo-inverse of the symmetric covariance through eigh: the same result as
+    # np.linalg.pinv(cov_f, rcond=1e-10), without its SVD's occasional failure to
+    # converge on rank-deficient matrices (more feature dimensions than samples).
+    w, v = np.linalg.eigh(cov_f)
+    keep = w > 1e-10 * max(w.max(), 0.0)
+    inv = (v[:, keep] / w[keep]) @ v[:, keep].T
+    return float(np.trace(inv @ cov_g))
 
 
 def _evidence(sigma: np.ndarray, z2: np.ndarray, y2: float, n: int, d: int, alpha: float, beta: float) -> float:
