@@ -31,20 +31,31 @@ def test_every_page_is_built_with_glued_numbers(html):
     assert re.search(r"linear probe reaches\s*(<[^>]+>\s*)*\d+\.\d%", page)
     for name in ["intro", "setup", "course", "glossary", "references"]:
         assert (html / "book" / f"{name}.html").exists()
+    for chapter in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        text = (html / "notebooks" / f"{chapter.stem}.html").read_text()
+        assert "{glue" not in text and "all claims hold" in text, chapter.stem
 
 
-def test_widgets_javascript_is_bundled_not_fetched(html):
-    page = (html / "notebooks" / "01_understanding_transfer_learning.html").read_text()
+WIDGET_PAGES = {
+    "01_understanding_transfer_learning": ["from scratch", "linear probe", "fine-tuning"],
+    "05_fine_tuning": ["head only", "last block + head", "all layers"],
+}
+
+
+@pytest.mark.parametrize("name", WIDGET_PAGES)
+def test_widgets_javascript_is_bundled_not_fetched(html, name):
+    page = (html / "notebooks" / f"{name}.html").read_text()
     assert "application/vnd.jupyter.widget-state+json" in page
     assert "widgets/html-manager-embed-1.0.15.js" in page
     assert (html / "_static" / "widgets" / "html-manager-embed-1.0.15.js").exists()
     assert not CDN.search(page)
 
 
-def test_widgets_render_in_headless_chromium(html):
+@pytest.mark.parametrize("name", WIDGET_PAGES)
+def test_widgets_render_in_headless_chromium(html, name):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     need(chromium is not None, "Debian's chromium for the rendered-page check (.ci/run installs it)")
-    page = html / "notebooks" / "01_understanding_transfer_learning.html"
+    page = html / "notebooks" / f"{name}.html"
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -55,5 +66,5 @@ def test_widgets_render_in_headless_chromium(html):
     assert "<html" in dom, proc.stderr[-2000:]
     # The html-manager replaced the saved state by live widgets: a tab bar with our titles.
     assert re.search(r"lm-TabBar|p-TabBar|widget-tab", dom), "widgets did not render"
-    for title in ["from scratch", "linear probe", "fine-tuning"]:
-        assert re.search(rf"TabBar-tabLabel[^>]*>{title}<", dom), title
+    for title in WIDGET_PAGES[name]:
+        assert re.search(rf"TabBar-tabLabel[^>]*>{re.escape(title)}<", dom), title
