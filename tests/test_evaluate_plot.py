@@ -47,3 +47,14 @@ def test_plots_return_axes_and_never_show(monkeypatch):
     df = pd.DataFrame({"n": [1, 1, 2, 2], "acc": [0.1, 0.2, 0.3, 0.4], "m": ["x"] * 4})
     assert isinstance(plot.plot_curves(df, "n", "acc", "m", logx=True), plt.Axes)
     plt.close("all")
+
+
+def test_logits_are_found_in_every_output_form():
+    from types import SimpleNamespace
+
+    from tlhelpers.evaluate import _logits
+
+    t = torch.tensor([[1.0, 2.0]])
+    assert _logits(t) is t
+    assert _logits(SimpleNamespace(logits=t)) is t        # Hugging Face / Inception's named tuple
+    assert _logits((t, torch.zeros(1, 2))) is t           # (logits, aux_logits)

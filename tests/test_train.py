@@ -164,3 +164,20 @@ def test_lr_finder_rejects_frozen_models_and_bad_steps():
         lr_finder(nn.Linear(2, 2), loader, steps=1)
     with pytest.raises(ValueError, match="empty"):
         suggest_lr(pd.DataFrame({"lr": [], "smoothed_loss": []}))
+
+
+def test_models_returning_logits_and_aux_train_and_find_lr():
+    class WithAux(nn.Module):  # like Inception v3 in train mode
+        def __init__(self):
+            super().__init__()
+            self.main, self.aux = nn.Linear(2, 2), nn.Linear(2, 2)
+
+        def forward(self, x):
+            return (self.main(x), self.aux(x)) if self.training else self.main(x)
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 2)
+    dl = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=16, shuffle=True)
+    h = fit(WithAux(), dl, dl, epochs=10, lr=0.1, seed=0, progress=False)
+    assert h["val_accuracy"].iloc[-1] > 0.9
+    assert len(lr_finder(WithAux(), dl, steps=10)) == 10

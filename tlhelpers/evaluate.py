@@ -23,6 +23,13 @@ def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
+def _logits(out) -> torch.Tensor:
+    """The logits in a model's output: a tensor, an object with ``.logits`` (Hugging Face,
+    Inception's named tuple) or a tuple whose first item they are (aux heads in train mode)."""
+    out = out.logits if hasattr(out, "logits") else out
+    return out[0] if isinstance(out, tuple) else out
+
+
 def predict(model: nn.Module, loader: DataLoader, device: str | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ``model`` over ``loader`` in eval mode.
@@ -50,8 +57,7 @@ def predict(model: nn.Module, loader: DataLoader, device: str | None = None
     ys, logits = [], []
     with torch.no_grad():
         for x, y in loader:
-            out = model(x.to(dev))
-            logits.append((out.logits if hasattr(out, "logits") else out).float().cpu())
+            logits.append(_logits(model(x.to(dev))).float().cpu())
             ys.append(torch.as_tensor(y))
     model.train(was_training)
     probs = torch.cat(logits).softmax(1).numpy()

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import settings
+from .evaluate import _logits
 from .io import save_torch
 from .models import set_batchnorm_eval
 
@@ -65,10 +66,7 @@ def _run_epoch(model, loader, loss_fn, device, optimizer=None, scheduler=None, g
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            out = model(x)
-            logits = out.logits if hasattr(out, "logits") else out
-            if isinstance(logits, tuple):  # e.g. Inception v3 (logits, aux_logits) in train mode
-                logits = logits[0]
+            logits = _logits(model(x))
             if not checked and logits.dim() == 2 and y.dim() == 1 and not y.is_floating_point():
                 if int(y.max()) >= logits.shape[1] or int(y.min()) < 0:
                     raise ValueError(
@@ -357,9 +355,7 @@ def lr_finder(model: nn.Module, train_loader: DataLoader, start_lr: float = 1e-6
             lr = start_lr * factor ** step
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            out = model(x.to(dev))
-            logits = out.logits if hasattr(out, "logits") else out
-            loss = loss_fn(logits, y.to(dev))
+            loss = loss_fn(_logits(model(x.to(dev))), y.to(dev))
             if not torch.isfinite(loss):
                 break
             optimizer.zero_grad(set_to_none=True)
