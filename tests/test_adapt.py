@@ -36,7 +36,7 @@ def test_mmd_matches_hand_computation_and_is_small_for_one_distribution():
 
 def test_gradient_reversal_is_identity_forward_and_negates_scaled_gradients():
     x = torch.randn(4, 3, requires_grad=True)
-    grl = adapt.GradientReversal(0.3)
+    grl = adapt.GradientReversal(lambda_=0.3)
     y = grl(x)
     assert torch.equal(y, x)
     (y * torch.arange(3.0)).sum().backward()
@@ -62,7 +62,7 @@ def test_adabn_changes_only_batchnorm_running_statistics():
 
 def test_pseudo_labels_threshold():
     logits = torch.tensor([[4.0, 0.0], [0.0, 0.1], [0.0, 5.0]])
-    idx, lab = adapt.pseudo_labels(nn.Identity(), DataLoader(TensorDataset(logits), batch_size=2), 0.9)
+    idx, lab = adapt.pseudo_labels(nn.Identity(), DataLoader(TensorDataset(logits), batch_size=2), threshold=0.9)
     assert idx.tolist() == [0, 2] and lab.tolist() == [0, 1]
 
 
@@ -74,7 +74,7 @@ def test_fit_adapt_every_method_runs_and_reports(method):
     xt = xs + torch.tensor([0.3, 0.0])
     src = DataLoader(TensorDataset(xs, ys), batch_size=32, shuffle=True)
     tgt = DataLoader(TensorDataset(xt, ys), batch_size=32, shuffle=True)
-    h = adapt.fit_adapt(nn.Sequential(nn.Linear(2, 8), nn.ReLU()), nn.Linear(8, 2), src, tgt, method,
+    h = adapt.fit_adapt(nn.Sequential(nn.Linear(2, 8), nn.ReLU()), nn.Linear(8, 2), src, tgt, method=method,
                         epochs=6, lr=3e-2, feature_dim=8, eval_loader=tgt, seed=0, progress=False)
     assert len(h) == 6 and h["target_accuracy"].iloc[-1] > 0.8
 
@@ -82,9 +82,9 @@ def test_fit_adapt_every_method_runs_and_reports(method):
 def test_fit_adapt_rejects_unknown_method_and_missing_dim():
     dl = DataLoader(TensorDataset(torch.randn(4, 2), torch.zeros(4).long()))
     with pytest.raises(ValueError, match="method must be one of"):
-        adapt.fit_adapt(nn.Identity(), nn.Identity(), dl, dl, "adda", progress=False)
+        adapt.fit_adapt(nn.Identity(), nn.Identity(), dl, dl, method="adda", progress=False)
     with pytest.raises(ValueError, match="feature_dim"):
-        adapt.fit_adapt(nn.Identity(), nn.Identity(), dl, dl, "dann", progress=False)
+        adapt.fit_adapt(nn.Identity(), nn.Identity(), dl, dl, method="dann", progress=False)
 
 
 def test_proxy_a_distance_is_near_zero_for_one_distribution_and_two_for_separable():
@@ -92,3 +92,29 @@ def test_proxy_a_distance_is_near_zero_for_one_distribution_and_two_for_separabl
     a, b = torch.randn(400, 8), torch.randn(400, 8)
     assert abs(adapt.proxy_a_distance(a, b)) < 0.3
     assert adapt.proxy_a_distance(a, b + 5) == pytest.approx(2.0)
+
+
+def test_alignment_terms_change_the_features_source_only_does_not_align():
+    """Fails if fit_adapt ignores its alignment term: the aligned features must be closer across domains."""
+    g = torch.Generator().manual_seed(0)
+    xs = torch.randn(256, 2, generator=g)
+    ys = (xs[:, 0] > 0).long()
+    xt = xs * torch.tensor([1.0, 3.0]) + torch.tensor([0.0, 4.0])  # shift along the irrelevant axis
+
+    def run(method):
+        torch.manual_seed(0)
+        f, c = nn.Sequential(nn.Linear(2, 8), nn.ReLU()), nn.Linear(8, 2)
+        src = DataLoader(TensorDataset(xs, ys), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+        tgt = DataLoader(TensorDataset(xt), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(1))
+        h = adapt.fit_adapt(f, c, src, tgt, method=method, epochs=15, lr=1e-2, weight=5.0, feature_dim=8,
+                            seed=0, progress=False)
+        with torch.no_grad():
+            gap = float(adapt.mmd_loss(f(xs), f(xt)))
+        return h, gap
+
+    h0, gap0 = run("source_only")
+    assert (h0["align_loss"] == 0).all()
+    for method in ["coral", "mmd"]:
+        h, gap = run(method)
+        assert (h["align_loss"] > 0).all(), method
+        assert gap < 0.5 * gap0, (method, gap, gap0)

@@ -1,3 +1,4 @@
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -107,8 +108,10 @@ def test_interrupted_download_is_not_mistaken_for_a_dataset(online, tmp_path):
 def test_hymenoptera_from_mirror(shared_mirror, monkeypatch, tmp_path):
     monkeypatch.setenv("TLHELPERS_CACHE", str(tmp_path))
     assert data.dataset_dir("hymenoptera", verify=True).parent == shared_mirror
-    train = data.load_dataset("hymenoptera", "train")
-    val = data.load_dataset("hymenoptera", "val")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the placeholder gif is expected: no warning
+        train = data.load_dataset("hymenoptera", "train")
+        val = data.load_dataset("hymenoptera", "val")
     assert train.classes == ["ants", "bees"]
     assert np.bincount(train.targets).tolist() == [123, 121]
     assert np.bincount(val.targets).tolist() == [70, 83]
@@ -117,6 +120,24 @@ def test_hymenoptera_from_mirror(shared_mirror, monkeypatch, tmp_path):
     assert img.mode == "RGB" and label == 0
     with pytest.raises(ValueError, match="splits"):
         data.load_dataset("hymenoptera", "test")
+
+
+def test_first_use_is_recorded_in_the_cache_not_the_mirror(shared_mirror, monkeypatch, tmp_path):
+    monkeypatch.setenv("TLHELPERS_CACHE", str(tmp_path))
+    data.dataset_dir("hymenoptera")
+    stamps = list((tmp_path / "datasets" / ".verified").glob("hymenoptera_data-*.json"))
+    assert len(stamps) == 1 and not list(shared_mirror.rglob("*.json"))
+
+
+def test_make_manifest_agrees_with_tree_digest(tmp_path):
+    from tlhelpers.io import digest_of_hashes
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("a")
+    (tmp_path / "d" / "MANIFEST.txt").write_text("notes")
+    sha, size, rel = data.make_manifest(tmp_path / "d").split()
+    assert (size, rel) == ("1", "a.txt")
+    assert digest_of_hashes({rel: sha}) == tree_digest(tmp_path / "d")
 
 
 def test_dataset_without_loader_says_so():

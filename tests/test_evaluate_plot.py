@@ -18,7 +18,7 @@ def test_metrics_match_hand_computation():
     assert m["recall"] == pytest.approx((2 / 3 + 0.5 + 1) / 3)
     f1 = [2 * 1 * (2 / 3) / (1 + 2 / 3), 0.5, 2 * 0.5 * 1 / 1.5]
     assert m["f1"] == pytest.approx(np.mean(f1))
-    rep = evaluate.per_class_report(y, p, ["a", "b", "c"])
+    rep = evaluate.per_class_report(y, p, class_names=["a", "b", "c"])
     assert rep.loc["c", "recall"] == 1.0 and rep.loc["a", "support"] == 3
     assert evaluate.confusion_matrix(torch.tensor(y), torch.tensor(p)).tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
     assert evaluate.mean_std([1.0]) == "1.000 ± 0.000"
@@ -38,7 +38,7 @@ def test_plots_return_axes_and_never_show(monkeypatch):
     h = pd.DataFrame({"epoch": [1, 2], "train_accuracy": [0.5, 0.9], "val_accuracy": [0.4, 0.8]})
     assert isinstance(plot.plot_history(h), plt.Axes)
     assert isinstance(plot.plot_confusion_matrix(np.array([[1, 2], [3, 4]]), ["a", "b"], normalize=True), plt.Axes)
-    assert isinstance(plot.show_images(torch.rand(5, 1, 8, 8), [0, 1, 0, 1, 0], [0, 0, 0, 1, 1]), plt.Figure)
+    assert isinstance(plot.show_images(torch.rand(5, 1, 8, 8), [0, 1, 0, 1, 0], preds=[0, 0, 0, 1, 1]), plt.Figure)
     for method in ["pca", "tsne"]:
         assert isinstance(plot.plot_embedding(torch.randn(30, 4), [0, 1, 2] * 10, method=method), plt.Axes)
     with pytest.raises(ValueError):
@@ -52,9 +52,9 @@ def test_plots_return_axes_and_never_show(monkeypatch):
 def test_logits_are_found_in_every_output_form():
     from types import SimpleNamespace
 
-    from tlhelpers.evaluate import _logits
+    from tlhelpers.batch import logits
 
     t = torch.tensor([[1.0, 2.0]])
-    assert _logits(t) is t
-    assert _logits(SimpleNamespace(logits=t)) is t        # Hugging Face / Inception's named tuple
-    assert _logits((t, torch.zeros(1, 2))) is t           # (logits, aux_logits)
+    assert logits(t) is t
+    assert logits(SimpleNamespace(logits=t)) is t        # Hugging Face / Inception's named tuple
+    assert logits((t, torch.zeros(1, 2))) is t           # (logits, aux_logits)

@@ -11,7 +11,7 @@ def test_atomic_write_keeps_old_content_on_error(tmp_path):
     p = tmp_path / "f.txt"
     p.write_text("old")
     with pytest.raises(RuntimeError):
-        with atomic_write(p, "w") as f:
+        with atomic_write(p, mode="w") as f:
             f.write("half")
             raise RuntimeError("interrupted")
     assert p.read_text() == "old"

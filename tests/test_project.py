@@ -20,7 +20,7 @@ def _split(req: str) -> tuple[str, str]:
 def test_environment_yml_installs_what_pyproject_declares():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = dict(_split(r) for r in project["dependencies"])
-    for extra in ("book", "dev"):
+    for extra in ("book", "dev", "nlp"):
         declared.update(_split(r) for r in project["optional-dependencies"][extra])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert "conda-forge" in env["channels"]
@@ -85,3 +85,17 @@ def test_readme_lists_every_registered_dataset_with_its_licence():
         row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")), None)
         assert row is not None, f"README's dataset table lacks {name}"
         assert row.count("|") == 5, row  # name, what, licence, cite
+
+
+def test_every_notebook_installs_the_package_in_colab_from_its_first_code_cell():
+    import yaml
+
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert url.startswith("https://"), url
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text())["cells"]
+        first = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+        assert 'if "google.colab" in sys.modules:' in first, path.name
+        assert f"tlhelpers[book] @ git+{url}" in first, f"{path.name}: install URL differs from _config.yml's"
+    for page in [ROOT / "README.md", ROOT / "book" / "setup.md"]:
+        assert f"git+{url}" in page.read_text(), page.name

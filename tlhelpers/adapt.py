@@ -25,8 +25,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import batch as B
 from . import settings
-from .evaluate import _np, accuracy, predict
+from .batch import to_numpy as _np
+from .evaluate import accuracy, predict
 
 METHODS = ("source_only", "coral", "mmd", "dann", "self_training")
 
@@ -47,9 +49,9 @@ def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((cs - ct) ** 2).sum() / (4 * d * d)
 
 
-def _inputs(batch) -> torch.Tensor:
-    """The inputs of a batch that may or may not carry labels."""
-    return batch[0] if isinstance(batch, (list, tuple)) else batch
+def _inputs(batch, device) -> torch.Tensor:
+    """The inputs of a batch that may or may not carry labels, on ``device``."""
+    return B.to_device(B.split(batch)[0], device)
 
 
 def _bandwidths(x: torch.Tensor, y: torch.Tensor, num_kernels: int, kernel_mul: float) -> torch.Tensor:
@@ -62,7 +64,7 @@ def _bandwidths(x: torch.Tensor, y: torch.Tensor, num_kernels: int, kernel_mul: 
     return torch.stack([base * kernel_mul ** i for i in range(num_kernels)])
 
 
-def mmd_loss(source: torch.Tensor, target: torch.Tensor, bandwidths: torch.Tensor | list[float] | None = None,
+def mmd_loss(source: torch.Tensor, target: torch.Tensor, *, bandwidths: torch.Tensor | list[float] | None = None,
              num_kernels: int = 5, kernel_mul: float = 2.0) -> torch.Tensor:
     """Squared MMD with a sum of Gaussian kernels (biased estimator).
 
@@ -109,12 +111,12 @@ class GradientReversal(nn.Module):
     >>> import torch
     >>> from tlhelpers.adapt import GradientReversal
     >>> x = torch.ones(2, requires_grad=True)
-    >>> GradientReversal(0.5)(x).sum().backward()
+    >>> GradientReversal(lambda_=0.5)(x).sum().backward()
     >>> x.grad.tolist()
     [-0.5, -0.5]
     """
 
-    def __init__(self, lambda_: float = 1.0) -> None:
+    def __init__(self, *, lambda_: float = 1.0) -> None:
         super().__init__()
         self.lambda_ = lambda_
 
@@ -122,7 +124,7 @@ class GradientReversal(nn.Module):
         return _ReverseGrad.apply(x, self.lambda_)
 
 
-def dann_lambda(progress: float, gamma: float = 10.0) -> float:
+def dann_lambda(progress: float, *, gamma: float = 10.0) -> float:
     """DANN's schedule for the reversal weight: ``2 / (1 + exp(-gamma p)) - 1``, from 0 to ~1.
 
     Examples
@@ -134,7 +136,7 @@ def dann_lambda(progress: float, gamma: float = 10.0) -> float:
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
 
 
-def domain_discriminator(in_features: int, hidden: int = 256) -> nn.Sequential:
+def domain_discriminator(in_features: int, *, hidden: int = 256) -> nn.Sequential:
     """A small MLP that predicts source (0) vs target (1) from features.
 
     Examples
@@ -149,7 +151,7 @@ def domain_discriminator(in_features: int, hidden: int = 256) -> nn.Sequential:
 
 
 @torch.no_grad()
-def adabn(model: nn.Module, target_loader: DataLoader, device: str | None = None) -> nn.Module:
+def adabn(model: nn.Module, target_loader: DataLoader, *, device: str | None = None) -> nn.Module:
     """AdaBN: replace every BatchNorm layer's running statistics by the target domain's.
 
     Only running means and variances change; weights do not. The model is left
@@ -175,14 +177,14 @@ def adabn(model: nn.Module, target_loader: DataLoader, device: str | None = None
         m.momentum = None  # cumulative average over all target batches
     model.train()
     for batch in target_loader:
-        model(_inputs(batch).to(dev))
+        model(_inputs(batch, dev))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     return model.eval()
 
 
 @torch.no_grad()
-def pseudo_labels(model: nn.Module, loader: DataLoader, threshold: float = 0.9,
+def pseudo_labels(model: nn.Module, loader: DataLoader, *, threshold: float = 0.9,
                   device: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices and predicted labels of the examples the model is at least ``threshold`` sure of.
 
@@ -193,7 +195,7 @@ def pseudo_labels(model: nn.Module, loader: DataLoader, threshold: float = 0.9,
     >>> from torch.utils.data import DataLoader, TensorDataset
     >>> from tlhelpers.adapt import pseudo_labels
     >>> x = torch.tensor([[5.0, 0.0], [0.1, 0.0]])
-    >>> idx, lab = pseudo_labels(nn.Identity(), DataLoader(TensorDataset(x)), 0.9)
+    >>> idx, lab = pseudo_labels(nn.Identity(), DataLoader(TensorDataset(x)), threshold=0.9)
     >>> idx.tolist(), lab.tolist()
     ([0], [0])
     """
@@ -201,14 +203,14 @@ def pseudo_labels(model: nn.Module, loader: DataLoader, threshold: float = 0.9,
     model.eval().to(dev)
     probs = []
     for batch in loader:
-        probs.append(model(_inputs(batch).to(dev)).softmax(1).cpu())
+        probs.append(model(_inputs(batch, dev)).softmax(1).cpu())
     p = torch.cat(probs)
     conf, lab = p.max(1)
     keep = torch.nonzero(conf >= threshold).flatten()
     return keep, lab[keep]
 
 
-def proxy_a_distance(source_features, target_features, seed: int = 0) -> float:
+def proxy_a_distance(source_features, target_features, *, seed: int = 0) -> float:
     """Proxy A-distance (Ben-David et al. 2007): ``2 (1 - 2 err)`` of a source-vs-target classifier.
 
     A linear classifier (logistic regression) is trained on half of each
@@ -238,7 +240,7 @@ def proxy_a_distance(source_features, target_features, seed: int = 0) -> float:
 
 
 def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoader,
-              target_loader: DataLoader, method: str = "dann", epochs: int = 10, lr: float = 1e-3,
+              target_loader: DataLoader, *, method: str = "dann", epochs: int = 10, lr: float = 1e-3,
               weight: float = 1.0, threshold: float = 0.9, feature_dim: int | None = None,
               eval_loader: DataLoader | None = None, device: str | None = None, seed: int | None = None,
               progress: bool = True) -> pd.DataFrame:
@@ -278,7 +280,7 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
     >>> xs = torch.randn(64, 2); ys = (xs[:, 0] > 0).long()
     >>> src = DataLoader(TensorDataset(xs, ys), batch_size=16, shuffle=True)
     >>> tgt = DataLoader(TensorDataset(xs + 0.5, ys), batch_size=16, shuffle=True)
-    >>> h = fit_adapt(nn.Linear(2, 4), nn.Linear(4, 2), src, tgt, "coral", epochs=2, progress=False)
+    >>> h = fit_adapt(nn.Linear(2, 4), nn.Linear(4, 2), src, tgt, method="coral", epochs=2, progress=False)
     >>> list(h.columns)
     ['epoch', 'source_loss', 'align_loss', 'target_accuracy', 'seconds']
     """
@@ -310,18 +312,18 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
         if method == "self_training":  # refresh pseudo-labels at the start of every epoch
             net = nn.Sequential(features, classifier)
             ordered = DataLoader(target_loader.dataset, batch_size=256)
-            idx, lab = pseudo_labels(net, ordered, threshold, device=dev)
+            idx, lab = pseudo_labels(net, ordered, threshold=threshold, device=dev)
             pseudo = dict(zip(idx.tolist(), lab.tolist()))
         features.train()
         classifier.train()
         sums = np.zeros(2)
-        for xs, ys in source_loader:
-            xs, ys = xs.to(dev), ys.to(dev)
+        for batch in source_loader:
+            xs, ys = B.split(B.to_device(batch, dev))
             fs = features(xs)
             loss_src = ce(classifier(fs), ys)
             align = torch.zeros((), device=dev)
             if method in {"coral", "mmd", "dann"}:
-                ft = features(_inputs(next(target_iter)).to(dev))
+                ft = features(_inputs(next(target_iter), dev))
                 if method == "coral":
                     align = coral_loss(fs, ft)
                 elif method == "mmd":
@@ -348,14 +350,14 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
         row = {"epoch": epoch + 1, "source_loss": sums[0] / len(source_loader),
                "align_loss": sums[1] / len(source_loader), "target_accuracy": float("nan")}
         if eval_loader is not None:
-            row["target_accuracy"] = target_accuracy(features, classifier, eval_loader, dev)
+            row["target_accuracy"] = target_accuracy(features, classifier, eval_loader, device=dev)
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def target_accuracy(features: nn.Module, classifier: nn.Module, loader: DataLoader,
-                    device: str | torch.device | None = None) -> float:
+                    *, device: str | torch.device | None = None) -> float:
     """Accuracy of ``classifier(features(x))`` on a labelled loader (evaluation only).
 
     Examples

@@ -3,46 +3,77 @@
 :func:`extract_features` runs a dataset through a model once, in evaluation
 mode and without gradients, and returns the activations of chosen layers
 (global-average pooled by default) with the labels. The result is stored on
-disk under a key made of the model's weights, the dataset's files and
-transform, the layers and the pooling, so a second call with the same inputs
-only reads a file, and any change to those inputs computes afresh.
+disk under a key made of the *content* of its inputs -- the model's
+architecture and weights, the dataset's bytes, the transform's configuration
+(a ``Lambda``'s code included), the layers and the pooling -- so a second call
+with the same inputs only reads a file, and any change computes afresh. A
+random transform (an augmentation) is refused for caching: one draw would be
+stored as if it were the data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import inspect
 import json
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from . import batch as B
 from . import settings
-from .io import save_torch
+from .io import save_torch, sha256_file
 from .models import head
 
 PENULTIMATE = "penultimate"
+POOLS = ("avg", "max", "cls", "avgmax")
+# Transforms that draw random numbers (torchvision v1 and v2 names); any class named Random* is too.
+RANDOM_TRANSFORMS = {"ColorJitter", "RandAugment", "TrivialAugmentWide", "AugMix", "AutoAugment",
+                     "GaussianBlur", "GaussianNoise", "ElasticTransform", "MixUp", "CutMix", "ScaleJitter"}
 
 
 def _hash_tensors(h, tensors) -> None:
     for t in tensors:
-        h.update(str(tuple(t.shape)).encode())
+        t = torch.as_tensor(t)
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
 
 
+@functools.lru_cache(maxsize=None)
+def _source_of(cls: type) -> str:
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):  # defined in a REPL or built in
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def model_fingerprint(model: nn.Module) -> str:
-    """SHA-256 of a model's class and every tensor of its state_dict.
+    """SHA-256 of a model's architecture (its modules and their code) and every tensor of its state_dict.
+
+    Two models with equal weights but another activation (a module swapped,
+    or a different ``forward``) get different fingerprints.
 
     Examples
     --------
     >>> from torch import nn
     >>> from tlhelpers.features import model_fingerprint
-    >>> len(model_fingerprint(nn.Linear(2, 2)))
-    64
+    >>> a = nn.Sequential(nn.Linear(2, 2), nn.ReLU()); b = nn.Sequential(nn.Linear(2, 2), nn.GELU())
+    >>> b[0].load_state_dict(a[0].state_dict())
+    <All keys matched successfully>
+    >>> model_fingerprint(a) == model_fingerprint(b)
+    False
     """
-    h = hashlib.sha256(type(model).__name__.encode())
+    h = hashlib.sha256(repr(model).encode())
+    for cls in sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        h.update(_source_of(cls).encode())
     state = model.state_dict()
     for k in state:
         h.update(k.encode())
@@ -50,8 +81,56 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def dataset_fingerprint(dataset: Dataset) -> str:
-    """SHA-256 describing a dataset's items and transform (files by path, size and mtime).
+def _callable_fingerprint(fn) -> str:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return repr(fn)
+    closure = [repr(c.cell_contents) for c in (fn.__closure__ or ())]
+    return repr((fn.__qualname__, code.co_code.hex(), repr(code.co_consts), closure))
+
+
+def _is_random(t) -> bool:
+    name = type(t).__name__
+    return name.startswith("Random") or name in RANDOM_TRANSFORMS
+
+
+def transform_fingerprint(transform) -> str:
+    """A description of a transform's configuration, for the cache key.
+
+    ``Compose`` pipelines are read item by item; a ``Lambda`` contributes its
+    function's code. Raises ``ValueError`` for a random transform (caching it
+    would store one random draw).
+
+    Examples
+    --------
+    >>> import torchvision.transforms as T
+    >>> from tlhelpers.features import transform_fingerprint
+    >>> transform_fingerprint(T.Lambda(lambda x: x + 1)) == transform_fingerprint(T.Lambda(lambda x: x * 2))
+    False
+    """
+    if transform is None:
+        return "None"
+    if _is_random(transform):
+        raise ValueError(f"the transform {type(transform).__name__} is random: caching its output would "
+                         f"store one draw as if it were the data; use a deterministic transform for "
+                         f"features, or pass cache=False")
+    parts = getattr(transform, "transforms", None)
+    if isinstance(parts, (list, tuple)):
+        return f"{type(transform).__qualname__}[" + ",".join(transform_fingerprint(t) for t in parts) + "]"
+    if type(transform).__name__ == "Lambda" and hasattr(transform, "lambd"):
+        return "Lambda(" + _callable_fingerprint(transform.lambd) + ")"
+    if not isinstance(transform, nn.Module) and inspect.isfunction(transform):
+        return "function(" + _callable_fingerprint(transform) + ")"
+    return f"{type(transform).__module__}.{type(transform).__qualname__}:{transform!r}"
+
+
+def dataset_fingerprint(dataset: Dataset) -> str | None:
+    """SHA-256 of a dataset's content and transform, or ``None`` when it cannot be read without loading it.
+
+    Understood: ``TensorDataset``, ``Subset``, datasets with ``images`` and
+    ``targets`` arrays (``tlhelpers.data.ArrayDataset``), datasets with
+    ``samples`` of ``(path, label)`` (image folders: each file's bytes are
+    hashed), and any dataset with a ``fingerprint()`` method.
 
     Examples
     --------
@@ -63,42 +142,74 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     False
     """
     h = hashlib.sha256(type(dataset).__name__.encode())
-    if isinstance(dataset, Subset):
-        h.update(dataset_fingerprint(dataset.dataset).encode())
+    if callable(getattr(dataset, "fingerprint", None)):
+        h.update(str(dataset.fingerprint()).encode())
+    elif isinstance(dataset, Subset):
+        inner = dataset_fingerprint(dataset.dataset)
+        if inner is None:
+            return None
+        h.update(inner.encode())
         h.update(json.dumps([int(i) for i in dataset.indices]).encode())
     elif isinstance(dataset, TensorDataset):
         _hash_tensors(h, dataset.tensors)
+    elif isinstance(getattr(dataset, "images", None), np.ndarray) and hasattr(dataset, "targets"):
+        _hash_tensors(h, [torch.from_numpy(np.ascontiguousarray(dataset.images)),
+                          torch.as_tensor(np.asarray(dataset.targets))])
     elif hasattr(dataset, "samples"):
         for path, target in dataset.samples:
-            st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|{target}\n".encode())
+            h.update(os.fsencode(path) + f"|{sha256_file(path)}|{target}\n".encode())
     else:
-        h.update(f"{dataset!r}|{len(dataset)}".encode())
-    h.update(repr(getattr(dataset, "transform", None)).encode())
+        return None
+    h.update(transform_fingerprint(getattr(dataset, "transform", None)).encode())
+    h.update(transform_fingerprint(getattr(dataset, "target_transform", None)).encode())
     return h.hexdigest()
 
 
-def _pool(x: torch.Tensor, pool: str | None) -> torch.Tensor:
-    if isinstance(x, (tuple, list)):
-        x = x[0]
-    if pool is None or x.dim() <= 2:
+def _pool(x: torch.Tensor, pool: str | None, layer: str) -> torch.Tensor:
+    x = _as_tensor(x)
+    if pool is None:
         return x
-    if x.dim() == 3:  # (N, tokens, dim) transformer output: the class token
-        return x[:, 0] if pool == "cls" else x.mean(1)
+    if x.dim() <= 2:
+        if pool == "avg":  # already a vector per example (a pooled layer, a classifier)
+            return x
+        raise ValueError(f"layer {layer!r} outputs vectors {tuple(x.shape)}: there is no map to "
+                         f"{pool}-pool; use pool='avg' (returns it as it is) or pool=None for this layer")
+    if x.dim() == 3:  # (N, tokens, dim) transformer output
+        if pool == "cls":
+            return x[:, 0]
+        if pool in ("avg", "max"):
+            return x.mean(1) if pool == "avg" else x.amax(1)
+        raise ValueError(f"pool={pool!r} does not apply to token sequences {tuple(x.shape)} "
+                         f"(layer {layer!r}); use 'cls', 'avg' or 'max'")
     if pool == "avg":
         return x.mean(dim=tuple(range(2, x.dim())))
     if pool == "max":
         return x.amax(dim=tuple(range(2, x.dim())))
     if pool == "avgmax":
-        return torch.cat([_pool(x, "avg"), _pool(x, "max")], dim=1)
-    raise ValueError(f"pool must be 'avg', 'max', 'avgmax', 'cls' or None, not {pool!r}")
+        return torch.cat([_pool(x, "avg", layer), _pool(x, "max", layer)], dim=1)
+    if pool == "cls":
+        raise ValueError(f"pool='cls' needs a token sequence (N, tokens, dim); layer {layer!r} gives "
+                         f"maps {tuple(x.shape)}: use 'avg', 'max' or 'avgmax'")
+    raise ValueError(f"pool must be one of {POOLS} or None, not {pool!r}")
 
 
-def extract_features(model: nn.Module, dataset: Dataset, layers: list[str] | None = None,
-                     pool: str | None = "avg", batch_size: int = 32, device: str | None = None,
-                     num_workers: int = 0, cache: bool | str | os.PathLike = True,
-                     progress: bool = True, channels_last: bool = True
-                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _check_pool(pool) -> None:
+    pools = [pool] if pool is None or isinstance(pool, str) else list(pool)
+    if not pools or any(p not in POOLS and not (p is None and len(pools) == 1) for p in pools):
+        raise ValueError(f"pool must be one of {POOLS}, a list of them, or None, not {pool!r}")
+
+
+def _as_tensor(out) -> torch.Tensor:
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return out if isinstance(out, torch.Tensor) else B.logits(out)
+
+
+def extract_features(model: nn.Module, dataset: Dataset, *, layers: Sequence[str] | None = None,
+                     pool: str | Sequence[str] | None = "avg", batch_size: int = 32, num_workers: int = 0,
+                     cache: bool | str | os.PathLike = True, channels_last: bool = True,
+                     device: str | None = None, progress: bool = True
+                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Activations of ``layers`` for every item of ``dataset``, plus the labels.
 
     Parameters
@@ -106,34 +217,41 @@ def extract_features(model: nn.Module, dataset: Dataset, layers: list[str] | Non
     model : nn.Module
         The (frozen) network; it is put in eval mode and run without gradients.
     dataset : Dataset
-        Yields ``(input, label)``; its transform is part of the cache key.
+        Yields ``(input, label)`` or just inputs (tensors, or dicts from a
+        tokenizer); its content and transform are part of the cache key.
     layers : list of str, optional
         Module names (as in ``model.named_modules()``) whose outputs to keep,
         and/or ``"penultimate"`` (the input of the classifier head, the
         default).
-    pool : {"avg", "max", "avgmax", "cls", None}
-        How to reduce spatial maps to vectors: average, maximum, both
-        concatenated (``[avg, max]``, twice the channels), the class token of a
-        transformer, or ``None`` to keep full maps.
+    pool : {"avg", "max", "avgmax", "cls", None} or a list of them
+        How to reduce spatial maps (N, C, H, W) to vectors: average, maximum,
+        both concatenated (``[avg, max]``, twice the channels), or ``None`` to
+        keep full maps; for token sequences (N, tokens, dim): ``"cls"`` (the
+        first token), ``"avg"`` or ``"max"`` over tokens. A list returns each
+        pooling on its own key ``"layer/avg"``, ``"layer/max"``; a layer that
+        already outputs vectors is returned once, under its own name.
     batch_size, num_workers : int
         DataLoader settings.
-    device : str, optional
-        Default: :func:`tlhelpers.settings.get_device`.
     cache : bool or path
         ``True``: cache under ``$TLHELPERS_CACHE/features``; a path: cache
-        there; ``False``: compute every time.
-    progress : bool
-        Show a progress bar.
+        there; ``False``: compute every time. A dataset whose content cannot be
+        fingerprinted is computed without caching (with a warning); a random
+        transform is refused. A cache that cannot be written is skipped with a
+        warning; the features are still returned.
     channels_last : bool
         Run convolutions in channels-last memory layout (about 1.6x faster on
         CPUs; the model's weights change layout, not value).
+    device : str, optional
+        Default: :func:`tlhelpers.settings.get_device`.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
     features : dict of str to Tensor
-        One ``(N, ...)`` CPU tensor per layer.
-    labels : Tensor
-        ``(N,)`` int64.
+        One ``(N, ...)`` CPU tensor per layer (and pooling).
+    labels : Tensor or None
+        ``(N,)`` labels, or ``None`` for an unlabelled dataset.
 
     Examples
     --------
@@ -146,22 +264,33 @@ def extract_features(model: nn.Module, dataset: Dataset, layers: list[str] | Non
     >>> f, y = extract_features(m, ds, layers=["penultimate", "layer3"], cache=False, progress=False)
     >>> tuple(f["penultimate"].shape), tuple(f["layer3"].shape), y.tolist()
     ((4, 512), (4, 256), [0, 1, 0, 1])
+    >>> f, _ = extract_features(m, ds, layers=["layer3"], pool=["avg", "max"], cache=False, progress=False)
+    >>> sorted(f)
+    ['layer3/avg', 'layer3/max']
     """
     from tqdm.auto import tqdm
 
     layers = list(layers or [PENULTIMATE])
+    _check_pool(pool)
     cache_file = None
     if cache:
-        root = settings.cache_dir() / "features" if cache is True else Path(cache)
-        key = hashlib.sha256(json.dumps(
-            [model_fingerprint(model), dataset_fingerprint(dataset), layers, pool]).encode()).hexdigest()
-        cache_file = root / f"{key[:32]}.pt"
-        if cache_file.exists():
-            try:
-                stored = torch.load(cache_file, map_location="cpu", weights_only=True)
-                return stored["features"], stored["labels"]
-            except Exception:  # an unreadable cache entry is recomputed, never fatal
-                cache_file.unlink(missing_ok=True)
+        data_key = dataset_fingerprint(dataset)
+        if data_key is None:
+            warnings.warn(f"cannot fingerprint a {type(dataset).__name__} without loading it, so its features "
+                          f"are not cached; give it a fingerprint() method (or use an ImageFolder, "
+                          f"ArrayDataset or TensorDataset) to cache them", stacklevel=2)
+        else:
+            root = settings.cache_dir() / "features" if cache is True else Path(cache)
+            key = hashlib.sha256(json.dumps(
+                [model_fingerprint(model), data_key, layers, pool, 2]).encode()).hexdigest()
+            cache_file = root / f"{key[:32]}.pt"
+            if cache_file.exists():
+                try:
+                    stored = torch.load(cache_file, map_location="cpu", weights_only=True)
+                    return stored["features"], stored["labels"]
+                except Exception:  # an unreadable cache entry is recomputed, never fatal
+                    with contextlib.suppress(OSError):
+                        cache_file.unlink(missing_ok=True)
 
     dev = settings.get_device(device)
     named = dict(model.named_modules())
@@ -182,25 +311,42 @@ def extract_features(model: nn.Module, dataset: Dataset, layers: list[str] | Non
     model.eval().to(dev)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    collected: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    collected: dict[str, list[torch.Tensor]] = {}
     labels = []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                         pin_memory=dev.type == "cuda")
     try:
         with torch.no_grad():
-            for x, y in tqdm(loader, desc="features", disable=not progress, leave=False):
+            for step, batch in enumerate(tqdm(loader, desc="features", disable=not progress, leave=False)):
                 outputs.clear()
-                x = x.to(dev, non_blocking=True)
-                model(x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x)
-                for n in layers:
-                    collected[n].append(_pool(outputs[n], pool).float().cpu().contiguous())
-                labels.append(torch.as_tensor(y))
+                x, y = B.split(batch)
+                x = B.to_device(x, dev, non_blocking=True)
+                B.check_finite(x, where=f" (batch {step})")
+                if channels_last and isinstance(x, torch.Tensor) and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                B.forward(model, x)
+                for layer in layers:
+                    out = outputs[layer]
+                    if isinstance(pool, (str, type(None))):
+                        parts = [(layer, pool)]
+                    elif _as_tensor(out).dim() <= 2:  # already one vector per example
+                        parts = [(layer, "avg")]
+                    else:
+                        parts = [(f"{layer}/{p}", p) for p in pool]
+                    for key, p in parts:
+                        collected.setdefault(key, []).append(_pool(out, p, layer).float().cpu().contiguous())
+                if y is not None:
+                    labels.append(torch.as_tensor(y))
     finally:
         for hk in hooks:
             hk.remove()
         model.train(was_training)
     features = {n: torch.cat(v) for n, v in collected.items()}
-    label_tensor = torch.cat(labels).long()
+    label_tensor = torch.cat(labels).long() if labels else None
     if cache_file is not None:
-        save_torch({"features": features, "labels": label_tensor}, cache_file)
+        try:
+            save_torch({"features": features, "labels": label_tensor}, cache_file)
+        except OSError as exc:
+            warnings.warn(f"could not write the feature cache {cache_file} ({exc}); returning the features "
+                          f"uncached. Point TLHELPERS_CACHE at a writable folder to cache them", stacklevel=2)
     return features, label_tensor

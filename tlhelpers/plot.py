@@ -35,7 +35,7 @@ def _ax(ax, figsize=None):
     return ax
 
 
-def plot_history(history: pd.DataFrame, metric: str = "accuracy", ax=None):
+def plot_history(history: pd.DataFrame, *, metric: str = "accuracy", ax=None):
     """Learning curves: train and validation ``metric`` per epoch.
 
     Examples
@@ -57,7 +57,7 @@ def plot_history(history: pd.DataFrame, metric: str = "accuracy", ax=None):
     return ax
 
 
-def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], normalize: bool = False, ax=None):
+def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, normalize: bool = False, ax=None):
     """Heatmap of a confusion matrix (rows: true class, columns: predicted).
 
     Examples
@@ -93,7 +93,7 @@ def _to_image(x) -> np.ndarray:
     return a.squeeze()
 
 
-def show_images(images: Sequence, labels: Sequence[int] | None = None, preds: Sequence[int] | None = None,
+def show_images(images: Sequence, labels: Sequence[int] | None = None, *, preds: Sequence[int] | None = None,
                 class_names: Sequence[str] | None = None, ncols: int = 6, size: float = 1.8):
     """A grid of images titled with true (and predicted) labels; mistakes in red.
 
@@ -107,7 +107,7 @@ def show_images(images: Sequence, labels: Sequence[int] | None = None, preds: Se
     --------
     >>> import torch
     >>> from tlhelpers.plot import show_images
-    >>> fig = show_images(torch.rand(3, 3, 8, 8), [0, 1, 0], [0, 1, 1], ["ant", "bee"])
+    >>> fig = show_images(torch.rand(3, 3, 8, 8), [0, 1, 0], preds=[0, 1, 1], class_names=["ant", "bee"])
     >>> len(fig.axes)
     3
     """
@@ -133,7 +133,7 @@ def show_images(images: Sequence, labels: Sequence[int] | None = None, preds: Se
     return fig
 
 
-def plot_embedding(features, labels, class_names: Sequence[str] | None = None, method: str = "pca",
+def plot_embedding(features, labels, *, class_names: Sequence[str] | None = None, method: str = "pca",
                    seed: int = 0, ax=None, title: str | None = None):
     """2-D scatter of feature vectors (PCA or t-SNE), coloured by class.
 
@@ -141,7 +141,7 @@ def plot_embedding(features, labels, class_names: Sequence[str] | None = None, m
     --------
     >>> import numpy as np
     >>> from tlhelpers.plot import plot_embedding
-    >>> ax = plot_embedding(np.random.rand(20, 5), [0, 1] * 10, ["ant", "bee"])
+    >>> ax = plot_embedding(np.random.rand(20, 5), [0, 1] * 10, class_names=["ant", "bee"])
     >>> ax.get_legend() is not None
     True
     """
@@ -172,7 +172,7 @@ def plot_embedding(features, labels, class_names: Sequence[str] | None = None, m
     return ax
 
 
-def plot_filters(weight: torch.Tensor, ncols: int = 8, max_filters: int = 32, size: float = 0.9):
+def plot_filters(weight: torch.Tensor, *, ncols: int = 8, max_filters: int = 32, size: float = 0.9):
     """First-layer convolution filters as small RGB images.
 
     Returns
@@ -190,7 +190,7 @@ def plot_filters(weight: torch.Tensor, ncols: int = 8, max_filters: int = 32, si
     return show_images(list(w), ncols=ncols, size=size)
 
 
-def plot_curves(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, logx: bool = False):
+def plot_curves(df: pd.DataFrame, x: str, y: str, hue: str, *, ax=None, logx: bool = False):
     """Mean curve per group with a band of ±1 standard deviation over seeds.
 
     Examples

@@ -36,9 +36,15 @@ def cache_dir() -> Path:
 
     Examples
     --------
+    >>> import os
     >>> from tlhelpers.settings import cache_dir
-    >>> cache_dir().name in {"tlhelpers"} or True
-    True
+    >>> saved = os.environ.pop("TLHELPERS_CACHE", None)
+    >>> cache_dir().name
+    'tlhelpers'
+    >>> os.environ["TLHELPERS_CACHE"] = "/tmp/my-cache"; cache_dir().as_posix()
+    '/tmp/my-cache'
+    >>> if saved is None: del os.environ["TLHELPERS_CACHE"]
+    ... else: os.environ["TLHELPERS_CACHE"] = saved
     """
     root = os.environ.get(CACHE_ENV)
     if root:
@@ -54,10 +60,12 @@ def mirror_dirs() -> list[Path]:
     --------
     >>> import os
     >>> from tlhelpers.settings import mirror_dirs
+    >>> saved = os.environ.get("TLHELPERS_DATA_MIRROR")
     >>> os.environ["TLHELPERS_DATA_MIRROR"] = os.pathsep.join(["/a", "/b"])
     >>> [p.as_posix() for p in mirror_dirs()][:2]
     ['/a', '/b']
-    >>> del os.environ["TLHELPERS_DATA_MIRROR"]
+    >>> if saved is None: del os.environ["TLHELPERS_DATA_MIRROR"]
+    ... else: os.environ["TLHELPERS_DATA_MIRROR"] = saved
     """
     value = os.environ.get(MIRROR_ENV, "")
     dirs = [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
@@ -96,7 +104,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
+def seed_everything(seed: int = 0, *, deterministic: bool = False) -> None:
     """Seed Python, NumPy and PyTorch; optionally ask for deterministic kernels.
 
     Parameters
@@ -125,3 +133,29 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+
+
+def determinism() -> dict:
+    """The process-wide determinism switches, to put back with :func:`set_determinism`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.settings import determinism, seed_everything, set_determinism
+    >>> before = determinism(); seed_everything(0, deterministic=True)
+    >>> torch.are_deterministic_algorithms_enabled()
+    True
+    >>> set_determinism(before); torch.are_deterministic_algorithms_enabled() == before["algorithms"]
+    True
+    """
+    return {"algorithms": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic}
+
+
+def set_determinism(state: dict) -> None:
+    """Restore the switches :func:`determinism` returned."""
+    torch.use_deterministic_algorithms(state["algorithms"], warn_only=state["warn_only"])
+    torch.backends.cudnn.benchmark = state["cudnn_benchmark"]
+    torch.backends.cudnn.deterministic = state["cudnn_deterministic"]

@@ -1,16 +1,19 @@
-"""The fit loop: plain PyTorch, one function, nothing hidden.
+"""Training loops in plain PyTorch: one epoch, one evaluation pass, and a short ``fit``.
 
-:func:`fit` trains an ``nn.Module`` on a ``DataLoader`` and returns the
-per-epoch history as a pandas DataFrame. It is the loop you would write by
-hand (the book shows that loop first), plus what a long run needs:
+The pieces, in the order a reader meets them (torchvision ``references/`` style):
 
-- a progress bar that can be turned off;
-- early stopping on a validation metric, keeping the best weights;
-- learning-rate schedulers stepped per epoch or per batch;
-- an atomic checkpoint after every epoch, and ``resume=True`` continuing from
-  it to the same final weights an uninterrupted run reaches;
-- a clear error on a NaN/inf loss or on labels the head cannot predict;
-- device choice (CUDA, Apple MPS, CPU), seeding and deterministic mode.
+- :func:`train_one_epoch` -- one pass over a loader with an optimizer;
+- :func:`evaluate_one_epoch` -- the same pass without gradients;
+- :func:`fit` -- epochs of the two, plus what a long run needs: seeding,
+  early stopping (:class:`EarlyStopping`), an atomic checkpoint after every
+  epoch and ``resume=True`` (:mod:`tlhelpers.checkpoint`), schedulers.
+
+Batches and outputs are read by :mod:`tlhelpers.batch`, so the same loops
+train an image classifier on ``(x, y)``, a Hugging Face model on a tokenizer's
+dict (it computes its own loss from ``labels``) and a torchvision detector
+(a dict of losses). Anything else goes through one hook, ``step_fn(model,
+batch) -> loss`` (or a dict with ``"loss"`` and optionally ``"logits"``,
+``"targets"``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from __future__ import annotations
 import copy
 import math
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,57 +32,74 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import batch as B
 from . import settings
-from .evaluate import _logits
-from .io import save_torch
+from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .models import set_batchnorm_eval
 
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+StepFn = Callable[[nn.Module, Any], "torch.Tensor | dict"]
 
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _step(model: nn.Module, batch: Any, loss_fn: Callable | None, step_fn: StepFn | None,
+          where: str) -> dict:
+    """Loss (and logits and targets, where there are any) of one batch already on the device."""
+    if step_fn is not None:
+        out = step_fn(model, batch)
+        out = dict(out) if isinstance(out, dict) else {"loss": out}
+        if "n" not in out:
+            inputs, targets = B.split(batch)
+            out["n"] = B.size(inputs)
+            out.setdefault("targets", targets)
+        return out
+    inputs, targets = B.split(batch)
+    B.check_finite(inputs, where=where)
+    own_loss = loss_fn is None and (isinstance(inputs, dict) or isinstance(inputs, (list, tuple)))
+    output = B.forward(model, inputs, targets if own_loss else None)
+    logits = B.logits(output)
+    if isinstance(targets, torch.Tensor) and logits is not None and logits.dim() == 2:
+        B.check_labels(targets, logits.shape[1], where=where)
+    loss = B.loss(output) if own_loss else None
+    if loss is None:
+        if targets is None:
+            raise ValueError(f"the batch{where} has no targets and the model computed no loss: "
+                             f"train on (inputs, targets) batches or pass step_fn")
+        if logits is None:
+            raise ValueError(f"cannot find logits in a {type(output).__name__} output{where}; pass step_fn")
+        loss = (loss_fn or nn.functional.cross_entropy)(logits, targets)
+    return {"loss": loss, "logits": logits, "targets": targets, "n": B.size(inputs)}
 
 
-def _run_epoch(model, loader, loss_fn, device, optimizer=None, scheduler=None, grad_clip=None,
-               epoch=0, progress=False, channels_last=False) -> dict[str, float]:
-    """One pass over ``loader``; trains when an optimizer is given. Returns loss and accuracy."""
+def _correct(out: dict) -> int:
+    logits, targets = out.get("logits"), out.get("targets")
+    if not (isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)):
+        return -1
+    if logits.dim() != 2 or targets.dim() != 1 or targets.is_floating_point():
+        return -1
+    keep = targets != B.IGNORE_INDEX
+    return int((logits.argmax(1)[keep] == targets[keep]).sum())
+
+
+def _run(model, loader, optimizer, loss_fn, step_fn, scheduler, grad_clip, device, epoch, progress,
+         channels_last) -> dict[str, float]:
     from tqdm.auto import tqdm
 
     training = optimizer is not None
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
-    checked = False
+    total_loss, correct, counted, seen = 0.0, 0, 0, 0
     with torch.set_grad_enabled(training):
-        for step, (x, y) in enumerate(tqdm(loader, desc="train" if training else "val",
-                                           disable=not progress, leave=False)):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits = _logits(model(x))
-            if not checked and logits.dim() == 2 and y.dim() == 1 and not y.is_floating_point():
-                if int(y.max()) >= logits.shape[1] or int(y.min()) < 0:
-                    raise ValueError(
-                        f"labels range {int(y.min())}..{int(y.max())} but the model outputs "
-                        f"{logits.shape[1]} classes; replace the head with one output per class "
-                        f"(tlhelpers.models.replace_head)")
-                checked = True
-            loss = loss_fn(logits, y)
+        for step, batch in enumerate(tqdm(loader, desc="train" if training else "eval",
+                                          disable=not progress, leave=False)):
+            batch = B.to_device(batch, device, non_blocking=True)
+            if channels_last and isinstance(batch, (tuple, list)) and isinstance(batch[0], torch.Tensor) \
+                    and batch[0].dim() == 4:
+                batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
+            where = f" (epoch {epoch}, batch {step})"
+            out = _step(model, batch, loss_fn, step_fn, where)
+            loss = out["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"loss is {loss.item()} at epoch {epoch}, batch {step}: training diverged. "
-                    f"Lower the learning rate, clip gradients (grad_clip=1.0) or look for NaN/inf "
-                    f"in the inputs; the last checkpoint (if any) still holds the previous epoch")
+                    f"loss is {loss.item()}{where}: training diverged. Lower the learning rate, clip "
+                    f"gradients (grad_clip=1.0) or look for NaN/inf in the inputs; the last checkpoint "
+                    f"(if any) still holds the previous epoch")
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -88,55 +108,170 @@ def _run_epoch(model, loader, loss_fn, device, optimizer=None, scheduler=None, g
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-            n = y.shape[0]
-            total_loss += loss.detach() * n
-            if logits.dim() == 2 and y.dim() == 1:
-                correct += (logits.argmax(1) == y).sum()
+            n = out["n"]
+            total_loss += float(loss.detach()) * n
+            c = _correct(out)
+            if c >= 0:
+                correct, counted = correct + c, counted + n
             seen += n
     if seen == 0:
         raise ValueError("the data loader yielded no batches (empty dataset, or drop_last with too few items)")
-    return {"loss": total_loss.item() / seen, "accuracy": correct.item() / seen}
+    return {"loss": total_loss / seen, "accuracy": correct / counted if counted else float("nan")}
 
 
-def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None,
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
+                    loss_fn: Callable | None = None, step_fn: StepFn | None = None, scheduler: Any = None,
+                    grad_clip: float | None = None, device: str | None = None, epoch: int = 0,
+                    progress: bool = True, channels_last: bool = False) -> dict[str, float]:
+    """One training pass over ``loader``; returns the mean loss and accuracy.
+
+    The model is used in whatever mode it is in (call ``model.train()``
+    first). ``scheduler`` here steps after every batch (one-cycle schedules).
+    Labels are checked against the head in every batch, and NaN/inf inputs
+    stop the run before they reach BatchNorm's running statistics.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from tlhelpers.data import tensor_loader
+    >>> from tlhelpers.train import train_one_epoch
+    >>> _ = torch.manual_seed(0); x = torch.randn(64, 2); y = (x[:, 0] > 0).long()
+    >>> m = nn.Linear(2, 2); opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    >>> first = train_one_epoch(m, tensor_loader(x, y, batch_size=16, seed=0), opt, progress=False)
+    >>> later = [train_one_epoch(m, tensor_loader(x, y, batch_size=16, seed=0), opt, progress=False)
+    ...          for _ in range(5)][-1]
+    >>> later["loss"] < first["loss"]
+    True
+    """
+    dev = settings.get_device(device)
+    return _run(model, loader, optimizer, loss_fn, step_fn, scheduler, grad_clip, dev, epoch, progress,
+                channels_last)
+
+
+def evaluate_one_epoch(model: nn.Module, loader: DataLoader, *, loss_fn: Callable | None = None,
+                       step_fn: StepFn | None = None, device: str | None = None, progress: bool = False,
+                       channels_last: bool = False) -> dict[str, float]:
+    """Mean loss and accuracy over ``loader`` without gradients (in the model's current mode).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from tlhelpers.data import tensor_loader
+    >>> from tlhelpers.train import evaluate_one_epoch
+    >>> m = nn.Linear(2, 2)
+    >>> r = evaluate_one_epoch(m.eval(), tensor_loader(torch.eye(2), torch.tensor([0, 1]), shuffle=False))
+    >>> sorted(r)
+    ['accuracy', 'loss']
+    """
+    dev = settings.get_device(device)
+    return _run(model, loader, None, loss_fn, step_fn, None, None, dev, 0, progress, channels_last)
+
+
+class EarlyStopping:
+    """Stop after ``patience`` epochs without improvement of ``monitor``; remember the best weights.
+
+    ``*_loss`` columns are minimised, anything else maximised. Its state goes
+    into the checkpoint, so a resumed run stops where an uninterrupted one did.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from tlhelpers.train import EarlyStopping
+    >>> es = EarlyStopping(patience=1, monitor="val_loss"); m = nn.Linear(1, 1)
+    >>> [es.update({"val_loss": v}, m) for v in [1.0, 0.5, 0.7]]
+    [False, False, True]
+    """
+
+    def __init__(self, patience: int | None, *, monitor: str = "val_loss"):
+        self.patience, self.monitor = patience, monitor
+        self.best_value: float | None = None
+        self.best_state: dict | None = None
+        self.bad_epochs = 0
+        self.stopped = False
+
+    def update(self, row: dict, model: nn.Module) -> bool:
+        """Record one epoch's row; return True when training should stop."""
+        if self.patience is None:
+            return False
+        value = row[self.monitor]
+        minimize = self.monitor.endswith("loss")
+        if self.best_value is None or (value < self.best_value if minimize else value > self.best_value):
+            self.best_value, self.bad_epochs = value, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.bad_epochs += 1
+        self.stopped = self.bad_epochs >= self.patience
+        return self.stopped
+
+
+def _dataset_classes(loader: DataLoader) -> list | None:
+    ds = getattr(loader, "dataset", None)
+    while ds is not None and not hasattr(ds, "classes") and hasattr(ds, "dataset"):
+        ds = ds.dataset  # Subset
+    classes = getattr(ds, "classes", None)
+    return list(classes) if classes is not None else None
+
+
+def _check_head(model: nn.Module, loader: DataLoader) -> None:
+    """The head must have one output per class of the data, when both are known."""
+    classes = _dataset_classes(loader)
+    if not classes:
+        return
+    from .models import num_outputs
+    try:
+        n = num_outputs(model)
+    except Exception:  # a model whose head tlhelpers cannot find: labels are still checked per batch
+        return
+    if n != len(classes) and not (n == 1 and len(classes) == 2):
+        raise ValueError(f"the model has {n} outputs but the data has {len(classes)} classes "
+                         f"({classes[:5]}{' ...' if len(classes) > 5 else ''}); give it a new head with "
+                         f"tlhelpers.models.replace_head(model, {len(classes)})")
+
+
+def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
         epochs: int = 10, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
-        loss_fn: Callable | None = None, scheduler=None, scheduler_step: str = "epoch",
-        device: str | None = None, early_stopping: int | None = None, monitor: str = "val_loss",
-        checkpoint: str | os.PathLike | None = None, resume: bool = False, grad_clip: float | None = None,
-        batchnorm_eval: bool = False, channels_last: bool = False,
-        seed: int | None = None, deterministic: bool = False,
+        loss_fn: Callable | None = None, step_fn: StepFn | None = None, scheduler: Any = None,
+        scheduler_step: str = "epoch", early_stopping: int | None = None, monitor: str = "val_loss",
+        checkpoint: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
+        grad_clip: float | None = None, batchnorm_eval: bool = False, channels_last: bool = False,
+        seed: int | None = None, deterministic: bool = False, device: str | None = None,
         progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None) -> pd.DataFrame:
     """Train ``model`` and return one history row per epoch.
 
     Parameters
     ----------
     model : nn.Module
-        Any module mapping a batch of inputs to logits.
+        Maps a batch's inputs to logits, or computes its own loss (Hugging
+        Face models given ``labels``, torchvision detectors in train mode).
     train_loader, val_loader : DataLoader
-        Batches of ``(inputs, labels)``; validation is optional.
+        Batches as :mod:`tlhelpers.batch` reads them; validation is optional.
     epochs : int
         Number of epochs in the whole run (also when resuming).
     optimizer : Optimizer, optional
         Default: ``AdamW`` over the trainable parameters with ``lr``.
     loss_fn : callable, optional
-        Default: cross-entropy.
+        ``loss_fn(logits, targets)``; default cross-entropy (or the model's own loss).
+    step_fn : callable, optional
+        ``step_fn(model, batch) -> loss`` (or a dict with ``"loss"``) for
+        anything the default step does not cover; the batch is on the device.
     scheduler : LRScheduler or callable, optional
         A scheduler, or a function ``optimizer -> scheduler``.
     scheduler_step : {"epoch", "batch"}
         When the scheduler steps (one-cycle schedules step per batch).
-    device : str, optional
-        Default: CUDA, then MPS, then CPU.
     early_stopping : int, optional
         Stop after this many epochs without improvement of ``monitor``; the
         best weights are restored at the end.
     monitor : str
-        History column watched by early stopping (``*_loss`` is minimised,
-        anything else maximised).
+        History column watched by early stopping, checked before training.
     checkpoint : path, optional
-        Saved atomically after every epoch (model, optimizer, scheduler, RNG
-        states, history).
+        Saved atomically after every epoch.
     resume : bool
-        Continue from ``checkpoint`` if it exists.
+        Continue from ``checkpoint`` if it exists (a run that had stopped
+        early stays stopped); prints what it resumed.
+    overwrite : bool
+        Allow a new run (``resume=False``) to replace an existing checkpoint.
     grad_clip : float, optional
         Clip the gradient norm.
     batchnorm_eval : bool
@@ -145,7 +280,12 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     channels_last : bool
         Run convolutions in channels-last memory layout (often faster on CPUs).
     seed : int, optional
-        Seed everything first; with ``deterministic`` also use deterministic kernels.
+        Seed everything before anything random in ``fit``. Seed the model's
+        creation yourself (``settings.seed_everything`` before building it).
+    deterministic : bool
+        With ``seed``, use deterministic kernels during this call only.
+    device : str, optional
+        Default: CUDA, then MPS, then CPU.
     progress : bool
         Show progress bars.
     on_epoch_end : callable, optional
@@ -161,16 +301,19 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     FloatingPointError
         When the loss becomes NaN or infinite.
     ValueError
-        When the labels do not fit the model's number of outputs.
+        When the head does not fit the data's classes, labels are out of
+        range, or ``monitor`` is not a history column.
+    FileExistsError
+        When ``checkpoint`` exists and neither ``resume`` nor ``overwrite`` is set.
 
     Examples
     --------
     >>> import torch
     >>> from torch import nn
-    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from tlhelpers.data import tensor_loader
     >>> from tlhelpers.train import fit
     >>> x = torch.randn(64, 2); y = (x[:, 0] > 0).long()
-    >>> dl = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+    >>> dl = tensor_loader(x, y, batch_size=16, seed=0)
     >>> h = fit(nn.Linear(2, 2), dl, dl, epochs=20, lr=0.1, seed=0, progress=False)
     >>> bool(h["val_accuracy"].iloc[-1] > 0.9)
     True
@@ -179,89 +322,98 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
 
     if scheduler_step not in {"epoch", "batch"}:
         raise ValueError(f"scheduler_step must be 'epoch' or 'batch', not {scheduler_step!r}")
-    if seed is not None:
-        settings.seed_everything(seed, deterministic)
-    dev = settings.get_device(device)
-    model.to(dev)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    if optimizer is None:
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    if scheduler is not None and not hasattr(scheduler, "step"):
-        scheduler = scheduler(optimizer)
-    rows: list[dict] = []
-    start = 0
-    best_value, best_state, bad_epochs = None, None, 0
+    columns = ["train_loss", "train_accuracy"] + (["val_loss", "val_accuracy"] if val_loader is not None else [])
+    if early_stopping is not None and monitor not in columns:
+        raise ValueError(f"monitor={monitor!r} is not a history column of this run: {columns}")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise ValueError(f"checkpoint {checkpoint} does not fit this model (different "
-                             f"architecture or number of classes?): {exc}") from exc
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        rows, start = state["history"], state["epoch"] + 1
-        best_value, best_state, bad_epochs = state["best_value"], state["best_state"], state["bad_epochs"]
-        _set_rng_state(state["rng"])
-        if getattr(train_loader, "generator", None) is not None and state.get("loader_rng") is not None:
-            train_loader.generator.set_state(state["loader_rng"])
-    minimize = monitor.endswith("loss")
-    batch_scheduler = scheduler if scheduler_step == "batch" else None
-    bar = tqdm(range(start, epochs), desc="epochs", disable=not progress, initial=start, total=epochs)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        model.train()
-        if batchnorm_eval:
-            set_batchnorm_eval(model, frozen_only=False)
-        lr_now = optimizer.param_groups[-1]["lr"]
-        tr = _run_epoch(model, train_loader, loss_fn, dev, optimizer, batch_scheduler, grad_clip, epoch, progress,
-                        channels_last)
-        row = {"epoch": epoch + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"]}
-        if val_loader is not None:
-            model.eval()
-            va = _run_epoch(model, val_loader, loss_fn, dev, epoch=epoch, channels_last=channels_last)
-            row.update(val_loss=va["loss"], val_accuracy=va["accuracy"])
-        if scheduler is not None and scheduler_step == "epoch":
-            scheduler.step()
-        row.update(lr=lr_now, seconds=time.perf_counter() - t0)
-        rows.append(row)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
-        stop = False
-        if early_stopping is not None:
-            if monitor not in row:
-                raise KeyError(f"monitor={monitor!r} is not a history column: {list(row)}")
-            value = row[monitor]
-            improved = best_value is None or (value < best_value if minimize else value > best_value)
-            if improved:
-                best_value, bad_epochs = value, 0
-                best_state = copy.deepcopy(model.state_dict())
+    if checkpoint is not None and checkpoint.exists() and not resume and not overwrite:
+        raise FileExistsError(f"checkpoint {checkpoint} exists; pass resume=True to continue that run "
+                              f"or overwrite=True to start a new one over it")
+    _check_head(model, train_loader)
+    saved_determinism = settings.determinism()
+    try:
+        if seed is not None:
+            settings.seed_everything(seed, deterministic=deterministic)
+        dev = settings.get_device(device)
+        model.to(dev)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        if optimizer is None:
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+        if scheduler is not None and not hasattr(scheduler, "step"):
+            scheduler = scheduler(optimizer)
+        stopper = EarlyStopping(early_stopping, monitor=monitor)
+        rows: list[dict] = []
+        start = 0
+        generator = getattr(train_loader, "generator", None)
+        if resume and checkpoint is not None:
+            if checkpoint.exists():
+                rows, start = _resume(checkpoint, model, optimizer, scheduler, stopper, generator, dev)
+                print(f"resumed {checkpoint}: {start} of {epochs} epochs done"
+                      + (" (it had stopped early; nothing to train)" if stopper.stopped else ""))
             else:
-                bad_epochs += 1
-                stop = bad_epochs >= early_stopping
-        if checkpoint is not None:
-            save_torch({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch, "history": rows, "rng": _rng_state(),
-                "loader_rng": train_loader.generator.get_state()
-                if getattr(train_loader, "generator", None) is not None else None,
-                "best_value": best_value, "best_state": best_state, "bad_epochs": bad_epochs,
-            }, checkpoint)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
-        if stop:
-            break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+                print(f"no checkpoint at {checkpoint} yet: starting a new run")
+        batch_scheduler = scheduler if scheduler_step == "batch" else None
+        bar = tqdm(range(start, epochs), desc="epochs", disable=not progress, initial=start, total=epochs)
+        for epoch in bar:
+            if stopper.stopped:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            if batchnorm_eval:
+                set_batchnorm_eval(model, frozen_only=False)
+            lr_now = optimizer.param_groups[-1]["lr"]
+            tr = train_one_epoch(model, train_loader, optimizer, loss_fn=loss_fn, step_fn=step_fn,
+                                 scheduler=batch_scheduler, grad_clip=grad_clip, device=dev, epoch=epoch,
+                                 progress=progress, channels_last=channels_last)
+            row = {"epoch": epoch + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"]}
+            if val_loader is not None:
+                model.eval()
+                va = evaluate_one_epoch(model, val_loader, loss_fn=loss_fn, step_fn=step_fn, device=dev,
+                                        channels_last=channels_last)
+                row.update(val_loss=va["loss"], val_accuracy=va["accuracy"])
+            if scheduler is not None and scheduler_step == "epoch":
+                scheduler.step()
+            row.update(lr=lr_now, seconds=time.perf_counter() - t0)
+            rows.append(row)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))})
+            stop = stopper.update(row, model)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+                                history=rows, loader_rng=generator.get_state() if generator is not None else None,
+                                best_value=stopper.best_value, best_state=stopper.best_state,
+                                bad_epochs=stopper.bad_epochs, stopped=stop)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+            if stop:
+                break
+        bar.close()
+        if stopper.best_state is not None:
+            model.load_state_dict(stopper.best_state)
+    finally:
+        settings.set_determinism(saved_determinism)
     return pd.DataFrame(rows)
 
 
-def time_to_accuracy(history: pd.DataFrame, target: float, column: str = "val_accuracy") -> float:
+def _resume(path: Path, model, optimizer, scheduler, stopper: EarlyStopping, generator, dev) -> tuple[list, int]:
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path} does not fit this model (different architecture or number "
+                         f"of classes?): {exc}") from exc
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    stopper.best_value, stopper.best_state = state["best_value"], state["best_state"]
+    stopper.bad_epochs, stopper.stopped = state["bad_epochs"], state.get("stopped", False)
+    set_rng_state(state["rng"])
+    if generator is not None and state.get("loader_rng") is not None:
+        generator.set_state(state["loader_rng"])
+    return state["history"], state["epoch"] + 1
+
+
+def time_to_accuracy(history: pd.DataFrame, target: float, *, column: str = "val_accuracy") -> float:
     """Seconds of training until ``column`` first reaches ``target`` (``inf`` if never).
 
     Examples
@@ -278,10 +430,10 @@ def time_to_accuracy(history: pd.DataFrame, target: float, column: str = "val_ac
     return float(history["seconds"].to_numpy()[: int(np.argmax(reached)) + 1].sum())
 
 
-def lr_finder(model: nn.Module, train_loader: DataLoader, start_lr: float = 1e-6, end_lr: float = 1.0,
+def lr_finder(model: nn.Module, train_loader: DataLoader, *, start_lr: float = 1e-6, end_lr: float = 1.0,
               steps: int = 50, optimizer_fn: Callable | None = None, loss_fn: Callable | None = None,
-              device: str | None = None, smoothing: float = 0.9, diverge: float = 4.0,
-              batchnorm_eval: bool = False) -> pd.DataFrame:
+              step_fn: StepFn | None = None, smoothing: float = 0.9, diverge: float = 4.0,
+              batchnorm_eval: bool = False, device: str | None = None, progress: bool = True) -> pd.DataFrame:
     """Learning-rate range test (Smith 2017): raise the LR geometrically, one batch per step.
 
     The model's weights (and BatchNorm statistics) are restored afterwards, so
@@ -302,14 +454,18 @@ def lr_finder(model: nn.Module, train_loader: DataLoader, start_lr: float = 1e-6
         Number of batches (one LR each).
     optimizer_fn : callable, optional
         ``params, lr -> optimizer``; default AdamW.
-    loss_fn : callable, optional
-        Default cross-entropy.
+    loss_fn, step_fn : callable, optional
+        As in :func:`fit`.
     smoothing : float
         Exponential smoothing of the loss curve (bias-corrected).
     diverge : float
         Stop when the smoothed loss exceeds this multiple of the best.
     batchnorm_eval : bool
         Keep BatchNorm layers in eval mode during the test.
+    device : str, optional
+        Default: CUDA, then MPS, then CPU.
+    progress : bool
+        Show a progress bar over the steps.
 
     Returns
     -------
@@ -338,24 +494,25 @@ def lr_finder(model: nn.Module, train_loader: DataLoader, start_lr: float = 1e-6
     if not params:
         raise ValueError("the model has no trainable parameters (all frozen)")
     optimizer = (optimizer_fn or (lambda ps, lr: torch.optim.AdamW(ps, lr=lr)))(params, start_lr)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
     factor = (end_lr / start_lr) ** (1 / (steps - 1))
     rows, avg, best = [], 0.0, math.inf
     batches = iter(())
     model.train()
     if batchnorm_eval:
         set_batchnorm_eval(model, frozen_only=False)
+    from tqdm.auto import tqdm
+
     try:
-        for step in range(steps):
+        for step in tqdm(range(steps), desc="LR range test", disable=not progress, leave=False):
             try:
-                x, y = next(batches)
+                batch = next(batches)
             except StopIteration:
                 batches = iter(train_loader)
-                x, y = next(batches)
+                batch = next(batches)
             lr = start_lr * factor ** step
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            loss = loss_fn(_logits(model(x.to(dev))), y.to(dev))
+            loss = _step(model, B.to_device(batch, dev), loss_fn, step_fn, f" (LR-finder step {step})")["loss"]
             if not torch.isfinite(loss):
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -373,7 +530,7 @@ def lr_finder(model: nn.Module, train_loader: DataLoader, start_lr: float = 1e-6
     return pd.DataFrame(rows)
 
 
-def suggest_lr(curve: pd.DataFrame, divide: float = 10.0) -> float:
+def suggest_lr(curve: pd.DataFrame, *, divide: float = 10.0) -> float:
     """The LR at the smoothed loss's minimum divided by ``divide`` (a common, conservative rule).
 
     Examples

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluate import _np
+from .batch import to_numpy as _np
 
 
 def _joint(source_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def nce(source_pred, labels) -> float:
     return float(terms.sum())
 
 
-def h_score(features, labels, shrinkage: float | str | None = None) -> float:
+def h_score(features, labels, *, shrinkage: float | str | None = None) -> float:
     """H-score: ``tr(pinv(cov(f)) cov(E[f | y]))``, larger when class means are far apart.
 
     With more feature dimensions than samples the covariance is singular, any
@@ -130,7 +130,7 @@ def _evidence(sigma: np.ndarray, z2: np.ndarray, y2: float, n: int, d: int, alph
     return float(ev / n)
 
 
-def logme(features, labels, max_iter: int = 100, tol: float = 1e-5) -> float:
+def logme(features, labels, *, max_iter: int = 100, tol: float = 1e-5) -> float:
     """LogME: maximised log evidence of a linear model from features to one-hot labels, per sample.
 
     For each class, alpha (prior precision) and beta (noise precision) are set
