@@ -797,8 +797,10 @@ def test_every_dataset_has_a_source_or_a_documented_reason():
             assert src.url.startswith(("https://", "http://")), (name, src.url)
 
 
-def test_offline_fashion_mnist_error_says_how_to_get_it(isolated_env):
-    # attacks: a reader without the Debian package, offline
+def test_offline_fashion_mnist_error_says_how_to_get_it(isolated_env, monkeypatch):
+    # attacks: a reader without the Debian package, offline (CI has the package: hide it)
+    from tlhelpers import settings
+    monkeypatch.setattr(settings, "SYSTEM_DATA_DIRS", ())
     with pytest.raises(DatasetNotFoundError, match="apt install dataset-fashion-mnist"):
         data.dataset_dir("fashion_mnist")
 

@@ -50,3 +50,50 @@ def test_own_data_code_runs_as_printed(page, tmp_path, monkeypatch):
     pred = scope["predictions"]
     assert pred["file"].tolist() == ["new_cat.png", "new_coffee.png", "new_rocket.png"]
     assert list(pred.columns[-3:]) == ["cat", "coffee", "rocket"]
+
+
+def test_the_pages_error_table_quotes_real_messages(tmp_path, monkeypatch):
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tlhelpers import data, train
+
+    page = (ROOT / "book" / "own_data.md").read_text()
+    quoted = re.findall(r"^\| `(.+?)` \|", page, flags=re.M)
+    assert len(quoted) == 6, quoted
+    monkeypatch.chdir(tmp_path)
+    image = photos(1)["cat"][0]
+    for split, classes in [("train", ["cracked", "stained"]), ("val", ["cracked"])]:
+        for c in classes:
+            (tmp_path / "my_photos" / split / c).mkdir(parents=True)
+            image.save(tmp_path / "my_photos" / split / c / "0.jpg")
+
+    class Named(TensorDataset):
+        classes = ["a", "b", "c"]
+
+    def bad_labels():
+        y = torch.zeros(40, dtype=torch.long)
+        y[35] = 3
+        return DataLoader(TensorDataset(torch.randn(40, 4), y), batch_size=8)
+
+    nan_x = torch.randn(8, 4)
+    nan_x[0, 0] = float("nan")
+    train.fit(nn.Linear(4, 3), DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long())), epochs=1,
+              checkpoint="run.pt", progress=False)
+    attempts = [
+        lambda: data.ImageFolder("my_photos"),
+        lambda: data.ImageFolder("my_photos", split="val", classes=["cracked", "stained"]),
+        lambda: train.fit(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1000)),
+                          DataLoader(Named(torch.randn(8, 4), torch.zeros(8).long())), epochs=1, progress=False),
+        lambda: train.fit(nn.Linear(4, 3), bad_labels(), epochs=1, progress=False),
+        lambda: train.fit(nn.Linear(4, 3), DataLoader(TensorDataset(nan_x, torch.zeros(8).long())), epochs=1,
+                          progress=False),
+        lambda: train.fit(nn.Linear(4, 3), DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long())),
+                          epochs=1, checkpoint="run.pt", progress=False),
+    ]
+    for text, attempt in zip(quoted, attempts):
+        with pytest.raises(Exception) as err:
+            attempt()
+        for fragment in (f.strip() for f in text.split("...")):
+            assert fragment in str(err.value), (fragment, str(err.value))
