@@ -9,8 +9,10 @@ only to evaluate). The pieces, each a plain function or ``nn.Module``:
 - :class:`GradientReversal`, :func:`domain_discriminator`, :func:`dann_lambda` --
   adversarial alignment (DANN, Ganin & Lempitsky 2015);
 - :func:`pseudo_labels` -- confident target predictions for self-training;
-- :func:`fit_adapt` -- one loop that trains a feature extractor and a classifier
-  on a labelled source loader and an unlabelled target loader with any of them.
+- :func:`fit_adapt` -- trains a feature extractor and a classifier on a labelled
+  source loader and an unlabelled target loader with any of them: the book's
+  :func:`tlhelpers.train.train_one_epoch` with a step function that adds the
+  alignment term to the source cross-entropy.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from . import batch as B
 from . import settings
 from .batch import to_numpy as _np
 from .evaluate import accuracy, predict
+from .train import train_one_epoch
 
 METHODS = ("source_only", "coral", "mmd", "dann", "self_training")
 
@@ -303,7 +306,8 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
     opt = torch.optim.Adam(params, lr=lr)
     ce = nn.CrossEntropyLoss()
     total_steps = epochs * len(source_loader)
-    step = 0
+    counter = {"step": 0}
+    model = nn.Sequential(features, classifier)  # trained by train.train_one_epoch through step_fn
     rows = []
     target_iter = itertools.cycle(target_loader)
     pseudo: dict[int, int] = {}
@@ -314,11 +318,12 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
             ordered = DataLoader(target_loader.dataset, batch_size=256)
             idx, lab = pseudo_labels(net, ordered, threshold=threshold, device=dev)
             pseudo = dict(zip(idx.tolist(), lab.tolist()))
-        features.train()
-        classifier.train()
+        model.train()
         sums = np.zeros(2)
-        for batch in source_loader:
-            xs, ys = B.split(B.to_device(batch, dev))
+
+        def step_fn(_model, batch, pseudo=pseudo):
+            """Source cross-entropy plus the method's alignment term, for one source batch."""
+            xs, ys = B.split(batch)
             fs = features(xs)
             loss_src = ce(classifier(fs), ys)
             align = torch.zeros((), device=dev)
@@ -329,7 +334,7 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
                 elif method == "mmd":
                     align = mmd_loss(fs, ft)
                 else:
-                    grl.lambda_ = dann_lambda(step / max(1, total_steps))
+                    grl.lambda_ = dann_lambda(counter["step"] / max(1, total_steps))
                     logits = disc(grl(torch.cat([fs, ft]))).squeeze(1)
                     dom = torch.cat([torch.zeros(len(fs)), torch.ones(len(ft))]).to(dev)
                     align = nn.functional.binary_cross_entropy_with_logits(logits, dom)
@@ -339,14 +344,12 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
                 xt = torch.stack([target_loader.dataset[i][0] for i in pick.tolist()]).to(dev)
                 yt = torch.as_tensor([pseudo[i] for i in pick.tolist()], device=dev)
                 align = ce(classifier(features(xt)), yt)
-            loss = loss_src + weight * align
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch} ({method}); lower lr or weight")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            sums += [loss_src.item(), float(align.detach())]
+            counter["step"] += 1
+            sums[0] += loss_src.item()
+            sums[1] += float(align.detach())
+            return loss_src + weight * align
+
+        train_one_epoch(model, source_loader, opt, step_fn=step_fn, device=dev, epoch=epoch, progress=False)
         row = {"epoch": epoch + 1, "source_loss": sums[0] / len(source_loader),
                "align_loss": sums[1] / len(source_loader), "target_accuracy": float("nan")}
         if eval_loader is not None:
