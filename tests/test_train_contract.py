@@ -297,3 +297,18 @@ def test_a_seeded_head_makes_two_identical_runs_whatever_ran_before():
 
     first, second = run(1), run(7)
     pd.testing.assert_frame_equal(first.drop(columns="seconds"), second.drop(columns="seconds"))
+
+
+def test_save_model_checks_the_real_head_not_the_last_defined_linear(tmp_path):
+    class Custom(nn.Module):  # the classifier is defined first, an auxiliary projection last
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+            self.aux = nn.Linear(4, 7)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    checkpoint.save_model(Custom(), tmp_path / "m.pt", classes=["a", "b", "c"])
+    with pytest.raises(ValueError, match="2 class names for a model whose head has 3 outputs"):
+        checkpoint.save_model(Custom(), tmp_path / "m.pt", classes=["a", "b"])

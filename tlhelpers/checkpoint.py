@@ -65,8 +65,8 @@ def _load(path: Path, what: str) -> dict:
     except pickle.UnpicklingError as exc:
         raise ValueError(
             f"refusing to load {path}: it holds Python objects other than tensors and plain values, and "
-            f"unpickling them could run code. Only load such a file if you trust who made it, with "
-            f"torch.load(path, weights_only=False). ({str(exc).splitlines()[0]})") from exc
+            f"unpickling them could run code; tlhelpers never does. Save plain state dicts instead "
+            f"(tlhelpers.checkpoint.save_model). ({str(exc).splitlines()[0]})") from exc
     except (RuntimeError, EOFError, OSError) as exc:
         raise ValueError(f"cannot read {what} {path} (truncated or not a PyTorch file?): {exc}") from exc
     if not isinstance(state, dict):
@@ -144,14 +144,15 @@ def save_model(model: nn.Module, path: str | os.PathLike, *, classes: list[str],
     >>> info["classes"]
     ['ant', 'bee']
     """
+    from .models import num_outputs
+
     classes = [str(c) for c in classes]
-    out = None
-    for module in reversed(list(model.modules())):
-        if isinstance(module, nn.Linear):
-            out = module.out_features
-            break
+    try:  # the head the model registry finds (never a guess such as "the last Linear defined")
+        out = model.out_features if isinstance(model, nn.Linear) else num_outputs(model)
+    except ValueError:  # a custom model whose head cannot be found: nothing to check against
+        out = None
     if out is not None and out != len(classes) and not (out == 1 and len(classes) == 2):
-        raise ValueError(f"{len(classes)} class names for a model whose last Linear layer has {out} "
+        raise ValueError(f"{len(classes)} class names for a model whose head has {out} "
                          f"outputs; pass one name per output")
     save_torch({"format": MODEL_FORMAT, "state_dict": model.state_dict(), "classes": classes,
                 "preprocessing": dict(preprocessing or {}), "name": name}, path)

@@ -53,7 +53,7 @@ def _step(model: nn.Module, batch: Any, loss_fn: Callable | None, step_fn: StepF
         return out
     inputs, targets = B.split(batch)
     B.check_finite(inputs, where=where)
-    own_loss = loss_fn is None and (isinstance(inputs, dict) or isinstance(inputs, (list, tuple)))
+    own_loss = loss_fn is None and isinstance(inputs, (dict, list, tuple))  # HF dicts, detector image lists
     output = B.forward(model, inputs, targets if own_loss else None)
     logits = B.logits(output)
     if isinstance(targets, torch.Tensor) and logits is not None and logits.dim() == 2:
