@@ -1,14 +1,20 @@
-"""Metrics in one place, on scikit-learn: accuracy, precision, recall, F1, confusion matrix.
+"""Metrics in one place, on scikit-learn and SciPy.
 
-The functions take label arrays (numpy or torch) and return plain floats,
-dicts, numpy arrays or DataFrames; :func:`predict` turns a model and a
-DataLoader into those arrays.
+Counting metrics (accuracy, precision, recall, F1, confusion matrix),
+uncertainty on one test set (:func:`bootstrap_ci`, :func:`paired_bootstrap`,
+:func:`mcnemar`, :func:`proportion_ci`), decision thresholds
+(:func:`threshold_for_recall`) and calibration
+(:func:`expected_calibration_error`, :func:`reliability_table`,
+:func:`fit_temperature`, :func:`apply_temperature`). The functions take label
+and probability arrays (numpy or torch) and return plain floats, dicts, numpy
+arrays or DataFrames; :func:`predict` turns a model and a DataLoader into
+those arrays.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +159,255 @@ def mean_std(values: Sequence[float]) -> str:
     v = np.asarray(values, dtype=float)
     sd = v.std(ddof=1) if v.size > 1 else 0.0
     return f"{v.mean():.3f} ± {sd:.3f}"
+
+
+def _labels_and(y_true, other, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Label array and a second array of the same length, checked."""
+    yt, o = _np(y_true), _np(other)
+    if yt.ndim != 1:
+        raise ValueError(f"y_true must be one label per example (1-D), got shape {yt.shape}")
+    if len(o) != len(yt):
+        raise ValueError(f"{what} has {len(o)} rows but y_true has {len(yt)}; pass them for the same examples")
+    if len(yt) == 0:
+        raise ValueError("no examples: y_true is empty")
+    return yt, o
+
+
+def _probabilities(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
+    yt, p = _labels_and(y_true, probs, "probs")
+    p = np.asarray(p, dtype=float)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be (examples, classes), got shape {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any() or not np.allclose(p.sum(1), 1, atol=1e-3):
+        raise ValueError("probs must be finite, non-negative and sum to 1 per row (softmax outputs); "
+                         "pass probabilities, not logits")
+    if yt.min() < 0 or yt.max() >= p.shape[1]:
+        raise ValueError(f"labels range {yt.min()}..{yt.max()} but probs has {p.shape[1]} columns")
+    return yt.astype(int), p
+
+
+def proportion_ci(successes: int, total: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion such as one class's recall (k hits of n).
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import proportion_ci
+    >>> lo, hi = proportion_ci(7, 8)
+    >>> round(lo, 2), round(hi, 2)
+    (0.53, 0.98)
+    """
+    from scipy import stats
+
+    if total < 1 or not 0 <= successes <= total:
+        raise ValueError(f"need 0 <= successes <= total and total >= 1, got {successes} of {total}")
+    ci = stats.binomtest(int(successes), int(total)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def bootstrap_ci(metric: Callable, y_true, y_pred, *, n_resamples: int = 2000, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """A metric on the test set with a percentile bootstrap interval: ``(value, low, high)``.
+
+    Test examples are resampled with replacement; ``metric(y_true, y_pred)``
+    is recomputed on each resample (``y_pred`` may be labels or probabilities).
+    The interval says how much the number would move on another test set of
+    the same size from the same source; it says nothing about other sources.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import accuracy, bootstrap_ci
+    >>> value, lo, hi = bootstrap_ci(accuracy, [0, 1] * 50, [0, 1] * 40 + [1, 0] * 10)
+    >>> value, lo < value < hi
+    (0.8, True)
+    """
+    from scipy import stats
+
+    yt, yp = _labels_and(y_true, y_pred, "y_pred")
+    res = stats.bootstrap((yt, yp), metric, paired=True, vectorized=False, n_resamples=n_resamples,
+                          confidence_level=confidence, method="percentile", random_state=seed)
+    return float(metric(yt, yp)), float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def paired_bootstrap(metric: Callable, y_true, pred_a, pred_b, *, n_resamples: int = 2000,
+                     confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``metric(A) - metric(B)`` on the same test examples, with a paired bootstrap interval.
+
+    Both models are scored on the *same* resampled examples each time, so the
+    interval reflects how differently they do on the examples, not how hard
+    the test set happens to be. An interval excluding 0 supports "A differs
+    from B" at that confidence.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import accuracy, paired_bootstrap
+    >>> y = [0, 1] * 50
+    >>> diff, lo, hi = paired_bootstrap(accuracy, y, y, [0, 0] * 50)
+    >>> diff, lo > 0
+    (0.5, True)
+    """
+    from scipy import stats
+
+    yt, a = _labels_and(y_true, pred_a, "pred_a")
+    _, b = _labels_and(y_true, pred_b, "pred_b")
+    res = stats.bootstrap((yt, a, b), lambda t, x, z: metric(t, x) - metric(t, z), paired=True,
+                          vectorized=False, n_resamples=n_resamples, confidence_level=confidence,
+                          method="percentile", random_state=seed)
+    return (float(metric(yt, a) - metric(yt, b)), float(res.confidence_interval.low),
+            float(res.confidence_interval.high))
+
+
+def mcnemar(y_true, pred_a, pred_b) -> dict[str, float]:
+    """Exact McNemar test: do two classifiers' error rates differ on the same examples?
+
+    Only the examples where exactly one model is right count: ``a_only``
+    (A right, B wrong) and ``b_only``. Under "no difference" each of those is
+    a fair coin, so the two-sided p-value is a binomial test of ``a_only``
+    out of ``a_only + b_only`` at 1/2 (``p_value`` is 1 when no example is
+    discordant).
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import mcnemar
+    >>> r = mcnemar([0] * 20, [0] * 20, [0] * 10 + [1] * 10)
+    >>> r["a_only"], r["b_only"], r["p_value"] < 0.01
+    (10, 0, True)
+    """
+    from scipy import stats
+
+    yt, a = _labels_and(y_true, pred_a, "pred_a")
+    _, b = _labels_and(y_true, pred_b, "pred_b")
+    a_ok, b_ok = a == yt, b == yt
+    a_only, b_only = int((a_ok & ~b_ok).sum()), int((~a_ok & b_ok).sum())
+    n = a_only + b_only
+    p = stats.binomtest(a_only, n, 0.5).pvalue if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p_value": float(p)}
+
+
+def threshold_for_recall(y_true, scores, *, recall: float) -> float:
+    """The highest score threshold whose recall on ``(y_true, scores)`` is at least ``recall``.
+
+    ``y_true`` is binary (1 = the positive class, e.g. "defect"); an example
+    is flagged when ``score >= threshold``. Choose the threshold on validation
+    data and report the recall it gets on test data: the target met on one
+    sample is not guaranteed on the next.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import threshold_for_recall
+    >>> threshold_for_recall([1, 1, 1, 1, 0, 0], [0.9, 0.8, 0.4, 0.2, 0.3, 0.1], recall=0.75)
+    0.4
+    """
+    yt, s = _labels_and(y_true, scores, "scores")
+    s = np.asarray(s, dtype=float)
+    if not set(np.unique(yt)) <= {0, 1} or yt.sum() == 0:
+        raise ValueError("y_true must be binary (0/1) with at least one positive example")
+    if not np.isfinite(s).all():
+        raise ValueError("scores hold NaN or infinity")
+    if not 0 < recall <= 1:
+        raise ValueError(f"recall must be in (0, 1], got {recall}")
+    positives = np.sort(s[yt == 1])[::-1]
+    k = int(np.ceil(recall * len(positives)))   # flag at least the k highest-scoring positives
+    return float(positives[k - 1])
+
+
+def _bins(conf: np.ndarray, n_bins: int) -> np.ndarray:
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    # equal-width bins over (0, 1]; a confidence of exactly 1 falls in the last bin
+    return np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+
+
+def reliability_table(y_true, probs, *, n_bins: int = 15) -> pd.DataFrame:
+    """Top-label reliability: per confidence bin, the mean confidence, the accuracy and the count.
+
+    A calibrated model's accuracy in each bin equals its mean confidence there;
+    empty bins are left out.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import reliability_table
+    >>> reliability_table([0, 0, 1, 1], [[0.9, 0.1]] * 4, n_bins=10)[["confidence", "accuracy", "count"]].values.tolist()
+    [[0.9, 0.5, 4.0]]
+    """
+    yt, p = _probabilities(y_true, probs)
+    conf, correct = p.max(1), (p.argmax(1) == yt).astype(float)
+    b = _bins(conf, n_bins)
+    df = pd.DataFrame({"bin": b, "confidence": conf, "accuracy": correct})
+    out = df.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
+                                count=("accuracy", "size"))
+    out["count"] = out["count"].astype(float)
+    out.insert(0, "upper", (out.index + 1) / n_bins)
+    out.insert(0, "lower", out.index / n_bins)
+    return out.reset_index(drop=True)
+
+
+def expected_calibration_error(y_true, probs, *, n_bins: int = 15) -> float:
+    """ECE: the count-weighted mean gap between accuracy and confidence over the bins.
+
+    ``sum_b (n_b / N) * |accuracy_b - confidence_b|`` with equal-width bins of
+    the top-label confidence (15 bins, as in Guo et al., 2017).
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import expected_calibration_error
+    >>> round(expected_calibration_error([0, 0, 1, 1], [[0.9, 0.1]] * 4), 3)
+    0.4
+    """
+    t = reliability_table(y_true, probs, n_bins=n_bins)
+    return float((t["count"] * (t["accuracy"] - t["confidence"]).abs()).sum() / t["count"].sum())
+
+
+def _log_probs(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-12, None))
+
+
+def apply_temperature(probs, temperature: float) -> np.ndarray:
+    """Soften (T > 1) or sharpen (T < 1) probabilities: ``softmax(log(p) / T)``.
+
+    ``log p`` differs from the logits by a constant per row, so this is
+    temperature scaling of the logits, for any model that outputs probabilities.
+    The predicted class never changes.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import apply_temperature
+    >>> apply_temperature([[0.8, 0.2]], 1e9).round(2).tolist()
+    [[0.5, 0.5]]
+    """
+    from scipy.special import softmax
+
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    p = np.asarray(_np(probs), dtype=float)
+    return softmax(_log_probs(p) / temperature, axis=1)
+
+
+def fit_temperature(y_true, probs, *, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The temperature that minimises cross-entropy on ``(y_true, probs)`` (Guo et al., 2017).
+
+    Fit it on validation data, then :func:`apply_temperature` to test
+    probabilities. One parameter, so it cannot overfit much, and it changes
+    confidence, never the predicted class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tlhelpers.evaluate import fit_temperature
+    >>> p = np.array([[0.99, 0.01]] * 10)            # 99 % sure, 70 % right: over-confident
+    >>> fit_temperature([0] * 7 + [1] * 3, p) > 1
+    True
+    """
+    from scipy.optimize import minimize_scalar
+
+    yt, p = _probabilities(y_true, probs)
+    logp = _log_probs(p)
+
+    def nll(t):
+        z = logp / t
+        z = z - z.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(yt)), yt]))
+
+    return float(minimize_scalar(nll, bounds=bounds, method="bounded").x)
 
 
 class _Files(torch.utils.data.Dataset):

@@ -78,6 +78,33 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], *, normali
     return ax
 
 
+def plot_reliability(table, *, label: str | None = None, ax=None):
+    """Reliability diagram from :func:`tlhelpers.evaluate.reliability_table`.
+
+    Each point is one confidence bin (its area grows with the number of
+    examples in it); points on the diagonal are calibrated, points below it
+    over-confident.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import reliability_table
+    >>> from tlhelpers.plot import plot_reliability
+    >>> plot_reliability(reliability_table([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])).get_xlabel()
+    'confidence (top class)'
+    """
+    ax = _ax(ax, (4, 4))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+    sizes = 20 + 180 * table["count"] / table["count"].max()
+    line = ax.plot(table["confidence"], table["accuracy"], marker=None, label=label)[0]
+    ax.scatter(table["confidence"], table["accuracy"], s=sizes, color=line.get_color(), alpha=0.7)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("confidence (top class)")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left")
+    return ax
+
+
 def _to_image(x) -> np.ndarray:
     """CHW tensor (any range) or PIL image -> HWC float array in [0, 1] for imshow."""
     if isinstance(x, torch.Tensor):

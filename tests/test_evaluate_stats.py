@@ -1,0 +1,120 @@
+"""Uncertainty, thresholds and calibration helpers in tlhelpers.evaluate: known answers and bad input."""
+import numpy as np
+import pytest
+from scipy.special import softmax
+from sklearn import metrics as skm
+
+from tlhelpers import evaluate as E
+
+
+def test_wilson_interval_matches_scipy_and_brackets_the_rate():
+    lo, hi = E.proportion_ci(5, 8)
+    assert lo < 5 / 8 < hi
+    assert E.proportion_ci(0, 2)[0] == 0.0 and E.proportion_ci(0, 2)[1] > 0.5   # 0 of 2 says little
+    with pytest.raises(ValueError, match="successes <= total"):
+        E.proportion_ci(3, 2)
+
+
+def test_bootstrap_interval_shrinks_with_more_examples_and_is_reproducible():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in [100, 1600]:
+        y = rng.integers(0, 2, n)
+        p = np.where(rng.random(n) < 0.8, y, 1 - y)
+        v, lo, hi = E.bootstrap_ci(E.accuracy, y, p, n_resamples=500)
+        assert lo <= v <= hi
+        assert E.bootstrap_ci(E.accuracy, y, p, n_resamples=500) == (v, lo, hi)   # seeded
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 2
+
+
+def test_paired_bootstrap_sees_a_difference_a_marginal_comparison_would_blur():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 400)
+    a = np.where(rng.random(400) < 0.85, y, (y + 1) % 3)
+    b = a.copy()
+    b[np.flatnonzero(a == y)[:20]] = (y[np.flatnonzero(a == y)[:20]] + 1) % 3   # B: 20 more errors, same examples
+    diff, lo, hi = E.paired_bootstrap(E.accuracy, y, a, b, n_resamples=500)
+    assert diff == pytest.approx(20 / 400) and lo > 0
+    f1 = lambda t, p: skm.f1_score(t, p, average="macro")   # noqa: E731
+    assert E.paired_bootstrap(f1, y, a, a, n_resamples=200) == (0.0, 0.0, 0.0)
+
+
+def test_mcnemar_counts_only_discordant_examples():
+    y = np.zeros(100, int)
+    a = np.zeros(100, int)
+    b = np.zeros(100, int)
+    b[:6] = 1   # B wrong on 6 that A gets right
+    a[90:93] = 1   # A wrong on 3 that B gets right
+    r = E.mcnemar(y, a, b)
+    assert (r["a_only"], r["b_only"]) == (6, 3)
+    assert r["p_value"] == pytest.approx(0.5078125)   # binomial(9, 1/2), two-sided: P(<=3 or >=6)
+    assert E.mcnemar(y, a, a)["p_value"] == 1.0
+
+
+def test_threshold_for_recall_meets_the_target_on_the_data_it_was_chosen_on():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 500)
+    s = rng.random(500) + 0.5 * y
+    for target in [0.5, 0.9, 0.99, 1.0]:
+        t = E.threshold_for_recall(y, s, recall=target)
+        assert (s[y == 1] >= t).mean() >= target
+        # the highest such threshold: any higher loses the target
+        assert (s[y == 1] > t).mean() < target
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(y_true=[0, 2], scores=[0.1, 0.2], recall=0.9), "binary"),
+    (dict(y_true=[0, 0], scores=[0.1, 0.2], recall=0.9), "at least one positive"),
+    (dict(y_true=[0, 1], scores=[0.1, np.nan], recall=0.9), "NaN"),
+    (dict(y_true=[0, 1], scores=[0.1, 0.2], recall=1.5), "recall must be"),
+    (dict(y_true=[0, 1, 1], scores=[0.1, 0.2], recall=0.5), "same examples"),
+])
+def test_threshold_for_recall_rejects_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        E.threshold_for_recall(kwargs.pop("y_true"), kwargs.pop("scores"), **kwargs)
+
+
+def _synthetic(temperature, n=4000, seed=3):
+    """Labels drawn from softmax(z), predictions reported at softmax(z / temperature)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2.5, (n, 4))
+    y = np.array([rng.choice(4, p=p) for p in softmax(z, 1)])
+    return y, softmax(z / temperature, 1)
+
+
+def test_calibrated_probabilities_have_small_ece_and_overconfident_ones_large():
+    y, p = _synthetic(1.0)
+    assert E.expected_calibration_error(y, p) < 0.03
+    y, p = _synthetic(0.4)   # sharpened: over-confident
+    table = E.reliability_table(y, p)
+    assert E.expected_calibration_error(y, p) > 0.08
+    assert (table["accuracy"] < table["confidence"]).mean() > 0.8
+    assert table["count"].sum() == len(y)
+
+
+def test_temperature_scaling_recovers_the_distortion_and_keeps_predictions():
+    y, p = _synthetic(0.4)
+    t = E.fit_temperature(y, p)
+    assert t == pytest.approx(1 / 0.4, rel=0.15)
+    q = E.apply_temperature(p, t)
+    assert (q.argmax(1) == p.argmax(1)).all()
+    assert E.expected_calibration_error(y, q) < E.expected_calibration_error(y, p) / 3
+
+
+@pytest.mark.parametrize("probs, message", [
+    ([[2.0, -1.0], [0.5, 0.5]], "pass probabilities, not logits"),
+    ([[0.5, 0.5, 0.0], [np.nan, 0.5, 0.5]], "finite"),
+    ([0.5, 0.5], "examples, classes"),
+    ([[0.5, 0.5]], "same examples"),
+])
+def test_calibration_functions_reject_logits_and_bad_shapes(probs, message):
+    with pytest.raises(ValueError, match=message):
+        E.expected_calibration_error([0, 1], probs)
+
+
+def test_labels_outside_the_probability_columns_are_refused():
+    with pytest.raises(ValueError, match="labels range 0..2 but probs has 2 columns"):
+        E.fit_temperature([0, 2], [[0.5, 0.5], [0.5, 0.5]])
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        E.apply_temperature([[0.5, 0.5]], 0)
