@@ -68,3 +68,29 @@ def test_widgets_render_in_headless_chromium(html, name):
     assert re.search(r"lm-TabBar|p-TabBar|widget-tab", dom), "widgets did not render"
     for title in WIDGET_PAGES[name]:
         assert re.search(rf"TabBar-tabLabel[^>]*>{re.escape(title)}<", dom), title
+
+
+MATH_PAGES = ["09_evaluation"]   # chapters whose prose holds $...$ and $$...$$ math
+
+
+@pytest.mark.parametrize("name", MATH_PAGES)
+def test_math_is_typeset_offline_by_the_bundled_mathjax(html, name):
+    page = html / "notebooks" / f"{name}.html"
+    text = page.read_text()
+    assert "_static/mathjax/tex-svg.js" in text
+    assert (html / "_static" / "mathjax" / "tex-svg.js").exists()
+    for other in html.rglob("*.html"):   # no page asks a CDN for MathJax
+        assert not re.search(r"https?://[^\"']*mathjax", other.read_text(), re.I), other.name
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    need(chromium is not None, "Debian's chromium for the rendered-page check (.ci/run installs it)")
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+             "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=180)
+    dom = proc.stdout
+    assert "<html" in dom, proc.stderr[-2000:]
+    typeset = dom.count("<mjx-container")
+    assert typeset >= 10, f"only {typeset} formulas typeset"   # MathJax ran, from the bundled file
+    assert 'data-mjx-error' not in dom and "$$" not in dom.split("<main", 1)[-1]   # no TeX errors or raw TeX left

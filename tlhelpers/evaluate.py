@@ -204,6 +204,16 @@ def proportion_ci(successes: int, total: int, *, confidence: float = 0.95) -> tu
     return float(ci.low), float(ci.high)
 
 
+def _resample(statistic: Callable, n: int, n_resamples: int, confidence: float, seed: int
+              ) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(indices)`` over examples drawn with replacement."""
+    from scipy import stats
+
+    res = stats.bootstrap((np.arange(n),), statistic, vectorized=False, n_resamples=n_resamples,
+                          confidence_level=confidence, method="percentile", random_state=seed)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def bootstrap_ci(metric: Callable, y_true, y_pred, *, n_resamples: int = 2000, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
     """A metric on the test set with a percentile bootstrap interval: ``(value, low, high)``.
@@ -220,12 +230,9 @@ def bootstrap_ci(metric: Callable, y_true, y_pred, *, n_resamples: int = 2000, c
     >>> value, lo < value < hi
     (0.8, True)
     """
-    from scipy import stats
-
     yt, yp = _labels_and(y_true, y_pred, "y_pred")
-    res = stats.bootstrap((yt, yp), metric, paired=True, vectorized=False, n_resamples=n_resamples,
-                          confidence_level=confidence, method="percentile", random_state=seed)
-    return float(metric(yt, yp)), float(res.confidence_interval.low), float(res.confidence_interval.high)
+    lo, hi = _resample(lambda i: metric(yt[i], yp[i]), len(yt), n_resamples, confidence, seed)
+    return float(metric(yt, yp)), lo, hi
 
 
 def paired_bootstrap(metric: Callable, y_true, pred_a, pred_b, *, n_resamples: int = 2000,
@@ -245,15 +252,11 @@ def paired_bootstrap(metric: Callable, y_true, pred_a, pred_b, *, n_resamples: i
     >>> diff, lo > 0
     (0.5, True)
     """
-    from scipy import stats
-
     yt, a = _labels_and(y_true, pred_a, "pred_a")
     _, b = _labels_and(y_true, pred_b, "pred_b")
-    res = stats.bootstrap((yt, a, b), lambda t, x, z: metric(t, x) - metric(t, z), paired=True,
-                          vectorized=False, n_resamples=n_resamples, confidence_level=confidence,
-                          method="percentile", random_state=seed)
-    return (float(metric(yt, a) - metric(yt, b)), float(res.confidence_interval.low),
-            float(res.confidence_interval.high))
+    lo, hi = _resample(lambda i: metric(yt[i], a[i]) - metric(yt[i], b[i]), len(yt), n_resamples,
+                       confidence, seed)
+    return float(metric(yt, a) - metric(yt, b)), lo, hi
 
 
 def mcnemar(y_true, pred_a, pred_b) -> dict[str, float]:
@@ -332,13 +335,14 @@ def reliability_table(y_true, probs, *, n_bins: int = 15) -> pd.DataFrame:
     yt, p = _probabilities(y_true, probs)
     conf, correct = p.max(1), (p.argmax(1) == yt).astype(float)
     b = _bins(conf, n_bins)
-    df = pd.DataFrame({"bin": b, "confidence": conf, "accuracy": correct})
-    out = df.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
-                                count=("accuracy", "size"))
-    out["count"] = out["count"].astype(float)
-    out.insert(0, "upper", (out.index + 1) / n_bins)
-    out.insert(0, "lower", out.index / n_bins)
-    return out.reset_index(drop=True)
+    count = np.bincount(b, minlength=n_bins).astype(float)
+    keep = count > 0
+    edges = np.arange(n_bins + 1) / n_bins
+    return pd.DataFrame({
+        "lower": edges[:-1][keep], "upper": edges[1:][keep],
+        "confidence": np.bincount(b, conf, n_bins)[keep] / count[keep],
+        "accuracy": np.bincount(b, correct, n_bins)[keep] / count[keep],
+        "count": count[keep]})
 
 
 def expected_calibration_error(y_true, probs, *, n_bins: int = 15) -> float:
@@ -353,8 +357,11 @@ def expected_calibration_error(y_true, probs, *, n_bins: int = 15) -> float:
     >>> round(expected_calibration_error([0, 0, 1, 1], [[0.9, 0.1]] * 4), 3)
     0.4
     """
-    t = reliability_table(y_true, probs, n_bins=n_bins)
-    return float((t["count"] * (t["accuracy"] - t["confidence"]).abs()).sum() / t["count"].sum())
+    yt, p = _probabilities(y_true, probs)
+    conf, correct = p.max(1), (p.argmax(1) == yt).astype(float)
+    b = _bins(conf, n_bins)
+    gap = np.bincount(b, correct - conf, n_bins)   # per bin: sum of (correct - confidence)
+    return float(np.abs(gap).sum() / len(yt))
 
 
 def _log_probs(probs: np.ndarray) -> np.ndarray:

@@ -93,7 +93,8 @@ def plot_reliability(table, *, label: str | None = None, ax=None):
     'confidence (top class)'
     """
     ax = _ax(ax, (4, 4))
-    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+    if "calibrated" not in [line.get_label() for line in ax.get_lines()]:   # one diagonal per axes
+        ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
     sizes = 20 + 180 * table["count"] / table["count"].max()
     line = ax.plot(table["confidence"], table["accuracy"], marker=None, label=label)[0]
     ax.scatter(table["confidence"], table["accuracy"], s=sizes, color=line.get_color(), alpha=0.7)
@@ -101,7 +102,7 @@ def plot_reliability(table, *, label: str | None = None, ax=None):
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("confidence (top class)")
     ax.set_ylabel("accuracy")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")
     return ax
 
 
