@@ -50,6 +50,13 @@ def test_mcnemar_counts_only_discordant_examples():
     assert (r["a_only"], r["b_only"]) == (6, 3)
     assert r["p_value"] == pytest.approx(0.5078125)   # binomial(9, 1/2), two-sided: P(<=3 or >=6)
     assert E.mcnemar(y, a, a)["p_value"] == 1.0
+    # 7 against 1: exact p = 2 * 9/256; mid-p subtracts P(X = 1) = 8/256
+    b7 = np.zeros(100, int)
+    b7[:7] = 1
+    a1 = np.zeros(100, int)
+    a1[99] = 1
+    r = E.mcnemar(y, a1, b7)
+    assert r["p_value"] == pytest.approx(18 / 256) and r["mid_p_value"] == pytest.approx(10 / 256)
 
 
 def test_threshold_for_recall_meets_the_target_on_the_data_it_was_chosen_on():
