@@ -13,6 +13,7 @@ SUBJECT_WITH_DEFAULT = {
     "seed_everything": {"seed"},
     "forward": {"targets"},             # batch.forward(model, inputs, targets)
     "show_images": {"labels"},          # show_images(images, labels)
+    "main": {"argv"},                   # command lines: main(["--flag", ...])
 }
 RECORDS = {"DatasetInfo", "Source", "ModelSpec", "Anatomy"}  # dataclasses: fields, not options
 # Loops and their shared options: name -> {option: default}. Long loops show progress by default;
