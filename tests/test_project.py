@@ -99,3 +99,11 @@ def test_every_notebook_installs_the_package_in_colab_from_its_first_code_cell()
         assert f"tlhelpers[book] @ git+{url}" in first, f"{path.name}: install URL differs from _config.yml's"
     for page in [ROOT / "README.md", ROOT / "book" / "setup.md"]:
         assert f"git+{url}" in page.read_text(), page.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checked_cells_glue_nothing(path):
+    """nbval compares every output of a checked cell, glued values (timings, floats) included."""
+    for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if "nbval-check-output" in cell.get("metadata", {}).get("tags", []):
+            assert "glue(" not in "".join(cell["source"]), f"cell {i} is checked but glues a value"
