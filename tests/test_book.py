@@ -81,8 +81,9 @@ MATH_PAGES = ["08_hyperparameter_search", "09_evaluation"]   # chapters whose pr
 def test_math_is_typeset_offline_by_the_bundled_mathjax(html, name):
     page = html / "notebooks" / f"{name}.html"
     text = page.read_text()
-    assert "_static/mathjax/tex-svg.js" in text
-    assert (html / "_static" / "mathjax" / "tex-svg.js").exists()
+    assert "_static/mathjax/tex-chtml.js" in text   # from the sphinx-mathjax-offline package
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()   # fonts too
     for other in html.rglob("*.html"):   # no page asks a CDN for MathJax
         assert not re.search(r"https?://[^\"']*mathjax", other.read_text(), re.I), other.name
     dom = rendered_dom(page)
