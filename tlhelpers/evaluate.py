@@ -319,11 +319,16 @@ def threshold_for_recall(y_true, scores, *, recall: float) -> float:
     return float(positives[k - 1])
 
 
-def _bins(conf: np.ndarray, n_bins: int) -> np.ndarray:
+def _binned(y_true, probs, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of top-label confidence: count, sum of confidences, sum of hits, N."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")
-    # equal-width bins over (0, 1]; a confidence of exactly 1 falls in the last bin
-    return np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    yt, p = _probabilities(y_true, probs)
+    conf, correct = p.max(1), (p.argmax(1) == yt).astype(float)
+    # bins over (0, 1]; a confidence of exactly 1 falls in the last bin
+    b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    return (np.bincount(b, minlength=n_bins).astype(float), np.bincount(b, conf, n_bins),
+            np.bincount(b, correct, n_bins), len(yt))
 
 
 def reliability_table(y_true, probs, *, n_bins: int = 15) -> pd.DataFrame:
@@ -338,17 +343,12 @@ def reliability_table(y_true, probs, *, n_bins: int = 15) -> pd.DataFrame:
     >>> reliability_table([0, 0, 1, 1], [[0.9, 0.1]] * 4, n_bins=10)[["confidence", "accuracy", "count"]].values.tolist()
     [[0.9, 0.5, 4.0]]
     """
-    yt, p = _probabilities(y_true, probs)
-    conf, correct = p.max(1), (p.argmax(1) == yt).astype(float)
-    b = _bins(conf, n_bins)
-    count = np.bincount(b, minlength=n_bins).astype(float)
+    count, conf, hits, _ = _binned(y_true, probs, n_bins)
     keep = count > 0
     edges = np.arange(n_bins + 1) / n_bins
-    return pd.DataFrame({
-        "lower": edges[:-1][keep], "upper": edges[1:][keep],
-        "confidence": np.bincount(b, conf, n_bins)[keep] / count[keep],
-        "accuracy": np.bincount(b, correct, n_bins)[keep] / count[keep],
-        "count": count[keep]})
+    return pd.DataFrame({"lower": edges[:-1][keep], "upper": edges[1:][keep],
+                         "confidence": conf[keep] / count[keep], "accuracy": hits[keep] / count[keep],
+                         "count": count[keep]})
 
 
 def expected_calibration_error(y_true, probs, *, n_bins: int = 15) -> float:
@@ -363,11 +363,8 @@ def expected_calibration_error(y_true, probs, *, n_bins: int = 15) -> float:
     >>> round(expected_calibration_error([0, 0, 1, 1], [[0.9, 0.1]] * 4), 3)
     0.4
     """
-    yt, p = _probabilities(y_true, probs)
-    conf, correct = p.max(1), (p.argmax(1) == yt).astype(float)
-    b = _bins(conf, n_bins)
-    gap = np.bincount(b, correct - conf, n_bins)   # per bin: sum of (correct - confidence)
-    return float(np.abs(gap).sum() / len(yt))
+    _, conf, hits, n = _binned(y_true, probs, n_bins)
+    return float(np.abs(hits - conf).sum() / n)   # per bin: n_b * |accuracy_b - confidence_b|
 
 
 def _log_probs(probs: np.ndarray) -> np.ndarray:
@@ -411,14 +408,13 @@ def fit_temperature(y_true, probs, *, bounds: tuple[float, float] = (0.05, 20.0)
     True
     """
     from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
 
     yt, p = _probabilities(y_true, probs)
     logp = _log_probs(p)
 
     def nll(t):
-        z = logp / t
-        z = z - z.max(1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(yt)), yt]))
+        return -float(log_softmax(logp / t, axis=1)[np.arange(len(yt)), yt].mean())
 
     return float(minimize_scalar(nll, bounds=bounds, method="bounded").x)
 
