@@ -125,3 +125,40 @@ def test_labels_outside_the_probability_columns_are_refused():
         E.fit_temperature([0, 2], [[0.5, 0.5], [0.5, 0.5]])
     with pytest.raises(ValueError, match="temperature must be positive"):
         E.apply_temperature([[0.5, 0.5]], 0)
+
+
+def test_balanced_accuracy_matches_scikit_learn():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 300)
+    p = np.where(rng.random(300) < 0.6, y, rng.integers(0, 5, 300))   # predicts a class never true too
+    with pytest.warns(UserWarning, match="not in y_true"):
+        expected = skm.balanced_accuracy_score(y, p)
+    assert E.balanced_accuracy(y, p) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="rows"):
+        E.balanced_accuracy(y, p[:-1])
+
+
+def test_paired_bootstrap_over_runs_covers_seed_to_seed_spread():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 400)
+    flip = lambda rate: np.where(rng.random(400) < rate, 1 - y, y)   # noqa: E731
+    b = np.stack([flip(0.30) for _ in range(5)])
+    same_runs = np.stack([flip(0.20)] * 5)                      # one subset, no seed spread
+    spread = np.stack([flip(r) for r in [0.05, 0.1, 0.2, 0.3, 0.35]])
+    d1, lo1, hi1 = E.paired_bootstrap_runs(E.accuracy, y, same_runs, b, n_resamples=400)
+    d2, lo2, hi2 = E.paired_bootstrap_runs(E.accuracy, y, spread, b, n_resamples=400)
+    assert lo1 < d1 < hi1 and lo1 > 0
+    assert hi2 - lo2 > hi1 - lo1                                  # run-to-run spread widens it
+    assert E.paired_bootstrap_runs(E.accuracy, y, b, b, n_resamples=50) == (0.0, 0.0, 0.0)
+    one = E.paired_bootstrap_runs(E.accuracy, y, b[:1], b[1:2], n_resamples=200)
+    assert one[0] == pytest.approx(E.accuracy(y, b[0]) - E.accuracy(y, b[1]))
+
+
+@pytest.mark.parametrize("a, b, match", [
+    (np.zeros((2, 10)), np.zeros((3, 10)), "same runs"),
+    (np.zeros(10), np.zeros(10), "runs, examples"),
+    (np.zeros((2, 9)), np.zeros((2, 9)), "rows"),
+])
+def test_paired_bootstrap_over_runs_rejects_mismatched_runs(a, b, match):
+    with pytest.raises(ValueError, match=match):
+        E.paired_bootstrap_runs(E.accuracy, np.zeros(10), a, b)
