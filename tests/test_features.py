@@ -194,3 +194,45 @@ def test_non_utf8_file_names_do_not_crash_the_key(tmp_path):
         fh.write((root / "a" / "ok.png").read_bytes())
     from tlhelpers.data import ImageFolder
     assert len(features.dataset_fingerprint(ImageFolder(root))) == 64
+
+
+def test_augmented_views_are_seeded_cacheable_and_leave_the_caller_rng_alone(setup, tmp_path):
+    from torchvision.transforms import v2
+
+    m, ds = setup
+    aug = v2.Compose([v2.RandomResizedCrop(24, scale=(0.3, 1.0)), v2.RandomHorizontalFlip()])
+    views = features.AugmentedViews(ds, aug, views=3, seed=7)
+    assert len(views) == 18 and views[13][1].item() == ds[1][1].item()   # view 2 of item 1
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first = views[13][0]
+    assert torch.equal(torch.random.get_rng_state(), before)              # caller's draws untouched
+    assert torch.equal(first, views[13][0]) and not torch.equal(views[1][0], first)
+    f1, y = features.extract_features(m, views, cache=tmp_path, progress=False)
+    assert f1["penultimate"].shape == (18, 512) and y.tolist() == ds.tensors[1].repeat(3).tolist()
+    f2, _ = features.extract_features(m, views, cache=tmp_path, progress=False)   # read back
+    assert torch.equal(f1["penultimate"], f2["penultimate"]) and len(list(tmp_path.glob("*.pt"))) == 1
+    features.extract_features(m, features.AugmentedViews(ds, aug, views=3, seed=8), cache=tmp_path,
+                              progress=False)
+    assert len(list(tmp_path.glob("*.pt"))) == 2                           # another seed, another entry
+    with pytest.raises(ValueError, match="random"):                        # a bare random transform is not cached
+        features.extract_features(m, _WithTransform(ds, aug), cache=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="positive whole number"):
+        features.AugmentedViews(ds, aug, views=0)
+    with pytest.raises(IndexError):
+        views[18]
+
+
+class _WithTransform(torch.utils.data.Dataset):
+    def __init__(self, ds, transform):
+        self.ds, self.transform = ds, transform
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        return self.transform(x), y
+
+    def fingerprint(self):
+        return "fixed"

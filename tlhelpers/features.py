@@ -8,7 +8,9 @@ architecture and weights, the dataset's bytes, the transform's configuration
 (a ``Lambda``'s code included), the layers and the pooling -- so a second call
 with the same inputs only reads a file, and any change computes afresh. A
 random transform (an augmentation) is refused for caching: one draw would be
-stored as if it were the data.
+stored as if it were the data. :class:`AugmentedViews` is the way round it: a
+fixed number of *seeded* random views per image, the same on every run, which
+can be extracted (and cached) once and reused by every head trained after.
 """
 
 from __future__ import annotations
@@ -163,6 +165,61 @@ def dataset_fingerprint(dataset: Dataset) -> str | None:
     h.update(transform_fingerprint(getattr(dataset, "transform", None)).encode())
     h.update(transform_fingerprint(getattr(dataset, "target_transform", None)).encode())
     return h.hexdigest()
+
+
+class AugmentedViews(Dataset):
+    """``views`` reproducible random augmentations of every item of ``dataset``.
+
+    Item ``v * len(dataset) + i`` is view ``v`` of item ``i``: ``transform``
+    applied to ``dataset[i]``'s input with the random generators seeded from
+    ``(seed, v, i)``, so the same view is drawn on every run and on every
+    machine with the same torch version (and the caller's own random state is
+    left untouched). That makes a random augmentation safe to cache:
+    :func:`extract_features` on these views stores ``views`` fixed draws per
+    image, which is how a frozen backbone's features can be augmented at all.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> from torchvision.transforms import v2
+    >>> from tlhelpers.features import AugmentedViews
+    >>> base = TensorDataset(torch.arange(16.).reshape(1, 1, 4, 4).repeat(3, 1, 1, 1), torch.tensor([0, 1, 2]))
+    >>> views = AugmentedViews(base, v2.RandomCrop(2), views=2, seed=0)
+    >>> len(views), views[4][1].item()                 # view 1 of item 1
+    (6, 1)
+    >>> torch.equal(views[4][0], views[4][0]), torch.equal(views[1][0], views[4][0])
+    (True, False)
+    """
+
+    def __init__(self, dataset: Dataset, transform, *, views: int, seed: int = 0):
+        if not isinstance(views, int) or views < 1:
+            raise ValueError(f"views must be a positive whole number of augmented copies per item, not {views!r}")
+        if transform is None or not callable(transform):
+            raise TypeError(f"transform must be a callable augmentation, not {transform!r}")
+        # stored as ``augment``, not ``transform``: a ``transform`` attribute is read (and a random
+        # one refused) by dataset_fingerprint, while these draws are seeded and safe to cache
+        self.dataset, self.augment, self.views, self.seed = dataset, transform, views, int(seed)
+
+    def __len__(self) -> int:
+        return self.views * len(self.dataset)
+
+    def __getitem__(self, k: int):
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"index {k} out of range for {len(self)} views")
+        view, i = divmod(k % len(self), len(self.dataset))
+        x, *rest = B.split(self.dataset[i])
+        state = int(np.random.SeedSequence([self.seed, view, i]).generate_state(1)[0])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(state)
+            x = self.augment(x)
+        return (x, *rest) if rest and rest[0] is not None else x
+
+    def fingerprint(self) -> str | None:
+        inner = dataset_fingerprint(self.dataset)
+        if inner is None:
+            return None
+        return json.dumps([inner, repr(self.augment), self.views, self.seed, torch.__version__])
 
 
 def _pool(x: torch.Tensor, pool: str | None, layer: str) -> torch.Tensor:
