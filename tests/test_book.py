@@ -24,15 +24,15 @@ def html(tmp_path_factory):
     return out / "_build" / "html"
 
 
-def rendered_dom(page: Path) -> str:
-    """The page's DOM after its scripts ran in headless Chromium (offline, 15 s of virtual time)."""
+def rendered_dom(page: Path, *, budget_ms: int = 15000) -> str:
+    """The page's DOM after its scripts ran in headless Chromium (offline, 15 s of virtual time by default)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     need(chromium is not None, "Debian's chromium for the rendered-page check (.ci/run installs it)")
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-             "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+             f"--virtual-time-budget={budget_ms}", "--dump-dom", page.as_uri()],
             capture_output=True, text=True, timeout=180)
     assert "<html" in proc.stdout, proc.stderr[-2000:]
     return proc.stdout
@@ -93,3 +93,40 @@ def test_math_is_typeset_offline_by_the_bundled_mathjax(html, name):
     typeset = dom.count("<mjx-container")
     assert typeset >= 3, f"only {typeset} formulas typeset"   # MathJax ran, from the bundled file
     assert 'data-mjx-error' not in dom and "$$" not in dom.split("<main", 1)[-1]   # no TeX errors or raw TeX left
+
+
+CLICK_THROUGH = """<script>
+setTimeout(() => {   // open the 7th transform, then its 3rd picture, as a reader would
+  document.querySelectorAll('.jupyter-widget-Collapse-header')[6].click();
+  const tab = document.querySelectorAll('.lm-TabBar-tab')[20], box = tab.getBoundingClientRect();
+  for (const kind of ['pointerdown', 'pointerup'])
+    tab.dispatchEvent(new PointerEvent(kind, {bubbles: true, button: 0, clientX: box.x + 5, clientY: box.y + 5}));
+  setTimeout(() => {
+    const open = [...document.querySelectorAll('.jupyter-widget-Collapse-contents')]
+      .map(e => e.classList.contains('lm-mod-hidden') ? '-' : 'O').join('');
+    const tabs = [...document.querySelectorAll('.lm-TabBar-tab')].slice(18, 21)
+      .map(e => e.classList.contains('lm-mod-current') ? 'C' : '-').join('');
+    document.body.setAttribute('data-clicked', open + ' ' + tabs);
+  }, 2000);
+}, 6000);
+</script></body>"""
+
+
+def test_augmentation_explorer_is_clickable_offline(html):
+    """Chapter 7's explorer (an accordion of transforms, a tab per picture) works from the saved state alone."""
+    page = html / "notebooks" / "07_data_augmentation.html"
+    text = page.read_text()
+    assert "application/vnd.jupyter.widget-state+json" in text and not CDN.search(text)
+    assert text.count('"model_name": "ImageModel"') == 24          # 8 transforms x 3 pictures, stored in the page
+    dom = rendered_dom(page)
+    for title in ["RandomResizedCrop", "TrivialAugmentWide", "AugMix"]:
+        assert title in dom, title
+    assert re.search(r"TabBar-tabLabel[^>]*>tile \(blowhole\)<", dom)
+    assert re.search(r"<img[^>]+src=\"(blob:|data:image/jpeg)", dom), "no picture strip rendered"
+    clicked = page.with_name("07_clicked.html")                      # beside it, so _static/ resolves
+    clicked.write_text(text.replace("</body>", CLICK_THROUGH))
+    try:
+        result = re.search(r'data-clicked="([^"]*)"', rendered_dom(clicked, budget_ms=20000))
+    finally:
+        clicked.unlink()
+    assert result and result.group(1) == "------O- --C", result and result.group(1)

@@ -162,3 +162,8 @@ def test_paired_bootstrap_over_runs_covers_seed_to_seed_spread():
 def test_paired_bootstrap_over_runs_rejects_mismatched_runs(a, b, match):
     with pytest.raises(ValueError, match=match):
         E.paired_bootstrap_runs(E.accuracy, np.zeros(10), a, b)
+
+
+def test_per_class_report_names_a_class_that_never_occurs():
+    with pytest.raises(ValueError, match=r"no examples of \['c'\]"):
+        E.per_class_report([0, 1, 1], [0, 1, 2], class_names=["a", "b", "c"])

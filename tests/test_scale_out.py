@@ -126,3 +126,14 @@ def test_a_killed_workers_trial_is_retried_not_lost(tmp_path):
 def test_bad_storage_or_objective_is_refused_clearly(url, spec, message):
     with pytest.raises(ValueError, match=message):
         search.main(["--storage", url, "--study", "s", "--n-trials", "1", "--objective", spec])
+
+
+@pytest.mark.parametrize("space, error, message", [
+    ({}, ValueError, "search space is empty"),
+    ({"lr": []}, ValueError, "'lr' has no values"),
+    ({"lr": 0.1}, TypeError, "must be a list"),
+    ({"lr": [0.1, 0.1]}, ValueError, "twice"),
+])
+def test_an_empty_or_malformed_grid_is_refused_clearly(space, error, message):
+    with pytest.raises(error, match=message):
+        search.grid_sampler(space)

@@ -135,6 +135,9 @@ def classification_metrics(y_true, y_pred, *, average: str = "macro") -> dict[st
 def per_class_report(y_true, y_pred, *, class_names: Sequence[str] | None = None) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, plus macro and weighted averages.
 
+    With ``class_names``, every class must occur in ``y_true`` (a ``ValueError``
+    names the ones that do not).
+
     Examples
     --------
     >>> from tlhelpers.evaluate import per_class_report
@@ -150,6 +153,11 @@ def per_class_report(y_true, y_pred, *, class_names: Sequence[str] | None = None
             raise ValueError(f"{len(class_names)} class names but the labels range {seen.min()}..{seen.max()}; "
                              f"pass one name per class, in label order")
         labels = np.arange(len(class_names))
+        absent = [name for c, name in enumerate(class_names) if not (yt == c).any()]
+        if absent:
+            raise ValueError(f"no examples of {absent} in y_true: recall and F1 of a class that never occurs "
+                             f"are undefined (they would be reported as 0 and pull the macro average down); "
+                             f"evaluate on data that holds every class -- a stratified split does")
     report = skm.classification_report(yt, yp, labels=labels, target_names=class_names,
                                        output_dict=True, zero_division=0)
     report.pop("accuracy", None)

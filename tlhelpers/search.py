@@ -58,6 +58,32 @@ def storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | None 
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
 
 
+def grid_sampler(space: dict[str, Sequence], *, seed: int | None = None) -> optuna.samplers.GridSampler:
+    """Optuna's ``GridSampler`` over ``space`` (parameter name to its values), checked first.
+
+    Optuna runs an empty space silently (every trial has no parameters) and
+    answers an empty list of values with an error about an array ``'a'``;
+    here both get an error that names the problem.
+
+    Examples
+    --------
+    >>> from tlhelpers.search import grid_sampler
+    >>> type(grid_sampler({"lr": [1e-3, 1e-2], "layer": ["blocks.5", "bn2"]})).__name__
+    'GridSampler'
+    """
+    if not isinstance(space, dict) or not space:
+        raise ValueError(f"the search space is empty ({space!r}): give at least one parameter and its values, "
+                         f"e.g. {{'lr': [1e-3, 1e-2]}}")
+    for name, values in space.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise TypeError(f"the values of {name!r} must be a list, not {type(values).__name__}")
+        if len(values) == 0:
+            raise ValueError(f"parameter {name!r} has no values to try: give it at least one")
+        if len(set(map(repr, values))) < len(values):
+            raise ValueError(f"parameter {name!r} lists a value twice: {list(values)}")
+    return optuna.samplers.GridSampler(space, seed=seed)
+
+
 def run_worker(objective: Callable[[optuna.Trial], float], url: str, study_name: str, *, n_trials: int,
                direction: str = "minimize", seed: int | None = None, heartbeat_interval: int = 10,
                grace_period: int | None = None) -> optuna.Study:
@@ -66,6 +92,8 @@ def run_worker(objective: Callable[[optuna.Trial], float], url: str, study_name:
     Start it in as many processes as you like; they share the work. ``seed``
     seeds this worker's sampler (give workers different seeds, or none).
     """
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be a positive whole number of trials, not {n_trials!r}")
     store = storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     sampler = optuna.samplers.TPESampler(seed=seed)
     study = optuna.create_study(study_name=study_name, storage=store, direction=direction,
