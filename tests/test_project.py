@@ -107,3 +107,14 @@ def test_checked_cells_glue_nothing(path):
     for i, cell in enumerate(json.loads(path.read_text())["cells"]):
         if "nbval-check-output" in cell.get("metadata", {}).get("tags", []):
             assert "glue(" not in "".join(cell["source"]), f"cell {i} is checked but glues a value"
+
+
+def test_pages_workflow_publishes_what_the_readme_builds():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())
+    on = workflow.get("on", workflow.get(True))            # YAML 1.1 reads a bare `on:` as True
+    assert on["push"]["branches"] == ["main"]
+    steps = workflow["jobs"]["build"]["steps"]
+    assert any(s.get("run") == "make book" for s in steps)   # the README's first command
+    upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_build/html"
+    assert "make book" in (ROOT / "README.md").read_text()
