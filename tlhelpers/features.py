@@ -208,12 +208,12 @@ class AugmentedViews(Dataset):
         if not -len(self) <= k < len(self):
             raise IndexError(f"index {k} out of range for {len(self)} views")
         view, i = divmod(k % len(self), len(self.dataset))
-        x, *rest = B.split(self.dataset[i])
+        x, y = B.split(self.dataset[i])
         state = int(np.random.SeedSequence([self.seed, view, i]).generate_state(1)[0])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(state)
             x = self.augment(x)
-        return (x, *rest) if rest and rest[0] is not None else x
+        return x if y is None else (x, y)
 
     def fingerprint(self) -> str | None:
         inner = dataset_fingerprint(self.dataset)
