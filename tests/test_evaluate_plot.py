@@ -58,3 +58,17 @@ def test_logits_are_found_in_every_output_form():
     assert logits(t) is t
     assert logits(SimpleNamespace(logits=t)) is t        # Hugging Face / Inception's named tuple
     assert logits((t, torch.zeros(1, 2))) is t           # (logits, aux_logits)
+
+
+def test_label_points_keeps_labels_apart_and_checks_its_input():
+    import matplotlib.pyplot as plt
+
+    from tlhelpers.plot import label_points
+
+    fig, ax = plt.subplots()
+    ax.scatter([0, 0, 0], [0, 0, 0])
+    label_points(ax, [(0, 0)] * 3, ["one", "two", "three"])
+    assert len({t.xyann for t in ax.texts}) == 3          # three points in one place: three places
+    with pytest.raises(ValueError, match="one \\(x, y\\) per label: 2 labels"):
+        label_points(ax, [(0, 0)] * 3, ["a", "b"])
+    plt.close(fig)

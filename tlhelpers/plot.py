@@ -55,6 +55,40 @@ def as_jpeg(fig, *, quality: int = 85):
     return Image(data=buf.getvalue(), format="jpeg")
 
 
+def label_points(ax, xy, labels: Sequence[str], *, fontsize: int = 10):
+    """Write a label beside each point, each put where it overlaps no label already written.
+
+    Tries right-above, right-below, left-above and left-below of the point in
+    turn and keeps the first free place (the last one tried if none is free).
+    Returns the ``Axes``.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from tlhelpers.plot import label_points
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.scatter([0, 0.001], [0, 0])
+    >>> ax = label_points(ax, [(0, 0), (0.001, 0)], ["first", "second"])
+    >>> [t.get_text() for t in ax.texts], ax.texts[0].xyann != ax.texts[1].xyann
+    (['first', 'second'], True)
+    """
+    xy = np.asarray(xy, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) != len(labels):
+        raise ValueError(f"need one (x, y) per label: {len(labels)} labels, points of shape {xy.shape}")
+    renderer = ax.figure.canvas.get_renderer()
+    taken = []
+    for (x, y), text in zip(xy, labels):
+        t = ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=fontsize)
+        for dx, dy, ha in [(4, 3, "left"), (4, -12, "left"), (-4, 3, "right"), (-4, -12, "right")]:
+            t.xyann = (dx, dy)
+            t.set_horizontalalignment(ha)
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in taken):
+                break
+        taken.append(box)
+    return ax
+
+
 def _ax(ax, figsize=None):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)

@@ -8,6 +8,7 @@ gives everything (``data.load_dataset``, ``data.ImageFolder``, ...):
 - :mod:`~tlhelpers.data.catalog` -- one entry and loader per dataset the book uses;
 - :mod:`~tlhelpers.data.images` -- :func:`load_image` and the checked :class:`ImageFolder`;
 - :mod:`~tlhelpers.data.arrays` -- in-memory :class:`ArrayDataset` and IDX files;
+- :mod:`~tlhelpers.data.texts` -- in-memory :class:`TextDataset` and :func:`word_tokenize`;
 - :mod:`~tlhelpers.data.splits` -- few-shot subsets, stratified splits, seeded loaders.
 
 Examples
@@ -39,6 +40,7 @@ from .registry import (
     make_manifest,
     register_dataset,
 )
+from .texts import TextDataset, word_tokenize
 from .splits import (
     _targets,  # noqa: F401
     few_shot_indices,
@@ -55,5 +57,5 @@ __all__ = [
     "DatasetNotFoundError", "ImageFolder", "ImageTooLargeError", "Source", "UnknownDatasetError",
     "dataset_dir", "dataset_info", "few_shot_indices", "few_shot_subset", "image_loader", "list_datasets",
     "load_dataset", "load_image", "make_manifest", "read_idx", "register_dataset", "split_dataset",
-    "split_indices", "tensor_loader", "to_tensors",
+    "split_indices", "tensor_loader", "TextDataset", "to_tensors", "word_tokenize",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 from .arrays import ArrayDataset, read_idx
 from .images import ImageFolder
 from .registry import DatasetInfo, Source, register_dataset
+from .texts import _ag_news, _sms_spam, _sst2
 
 
 def _hymenoptera(root: Path, split: str, transform: Callable | None, **kwargs) -> ImageFolder:
@@ -129,7 +130,8 @@ for _info in [
                     ("stsa.binary.dev", "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1"),
                     ("stsa.binary.test", "6a80dc9b9a0db2d3b37f2f809304febad31c90ab67a5b4157b7d9f881c53ef5b")]),
                 marker="stsa.binary.test", homepage="https://nlp.stanford.edu/sentiment/",
-                digest="4e0d70c4b58552093a9fa93f17acd3547c09d392a2d1d718dd5c5f79122a7d29"),
+                digest="4e0d70c4b58552093a9fa93f17acd3547c09d392a2d1d718dd5c5f79122a7d29",
+                splits=("train", "dev", "test"), loader=_sst2),
     DatasetInfo("pneumoniamnist", "pneumoniamnist", "PneumoniaMNIST 28x28 chest X-rays, 4708 / 524 / 624",
                 "CC BY 4.0", "Yang et al., MedMNIST v2, Scientific Data 2023; Kermany et al., Cell 2018",
                 # No public file equals the mirror's: pneumoniamnist_reconstructed.npz was reassembled
@@ -183,7 +185,8 @@ for _info in [
                 (Source("https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"),),
                 marker="SMSSpamCollection",
                 homepage="https://archive.ics.uci.edu/dataset/228/sms+spam+collection",
-                digest="4ffe90abfa8b9188d42a63f82a7cb54d406690e4ba568fe8c03d09ebe64feed5"),
+                digest="4ffe90abfa8b9188d42a63f82a7cb54d406690e4ba568fe8c03d09ebe64feed5",
+                splits=("all",), loader=_sms_spam),
     DatasetInfo("ag_news", "ag_news", "AG News topics, first 581 train / 46 test rows (tiny subset)",
                 "academic, non-commercial use", "Zhang, Zhao & LeCun, NeurIPS 2015",
                 tuple(Source(_AG_NEWS + f, sha, extract=False) for f, sha in [
@@ -192,6 +195,7 @@ for _info in [
                     ("test.csv", "fe9f89073c60b1a6b8fc4a0d96c50db04068bb623fc49a628a321c4d49bd874c"),
                     ("train.csv", "18814fe75c820db66650ba4da85c453deaea037f8abf89d52b1eee292328549a")]),
                 marker="train.csv", homepage="http://groups.di.unipi.it/~gulli/AG_corpus_of_news_articles.html",
-                digest="cefcee9f99d77a756dec2a6a2e0e2980296fc97602575e505bc4e3c6c43af0d2"),
+                digest="cefcee9f99d77a756dec2a6a2e0e2980296fc97602575e505bc4e3c6c43af0d2",
+                splits=("train", "test"), loader=_ag_news),
 ]:
     register_dataset(_info)

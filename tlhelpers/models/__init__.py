@@ -16,6 +16,8 @@ networks (timm, torchvision) and text models (Hugging Face ``transformers``,
 - :mod:`~tlhelpers.models.weights` -- weights shipped in pip packages,
   checksummed and loaded strictly;
 - :mod:`~tlhelpers.models.text` -- loading from ``transformers``;
+- :mod:`~tlhelpers.models.word_vectors` -- static word vectors: :func:`load_glove`,
+  :class:`WordVectors` (neighbours, analogies, averaged text features);
 - :mod:`~tlhelpers.models.small` -- :func:`small_cnn`, the from-scratch baseline.
 
 Examples
@@ -33,11 +35,12 @@ from .registry import (ModelNotAvailableError, ModelSpec, _tv_weights, create_mo
                        list_models, model_spec, preprocessing, transforms, weights_path)
 from .small import small_cnn
 from .weights import WeightsMismatchError
+from .word_vectors import WordVectors, load_glove
 
 __all__ = [
-    "ANATOMIES", "Anatomy", "ModelNotAvailableError", "ModelSpec", "WeightsMismatchError", "anatomy",
+    "ANATOMIES", "Anatomy", "ModelNotAvailableError", "ModelSpec", "WeightsMismatchError", "WordVectors", "anatomy",
     "check_num_classes", "count_parameters", "create_model", "create_tokenizer", "freeze", "head",
-    "head_from_probe", "layer_groups", "list_models", "model_spec", "num_outputs", "param_groups",
+    "head_from_probe", "layer_groups", "list_models", "load_glove", "model_spec", "num_outputs", "param_groups",
     "preprocessing", "replace_head", "set_batchnorm_eval", "small_cnn", "split_at", "transfer_blocks",
     "transforms", "weights_path",
 ]

