@@ -48,6 +48,23 @@ def test_every_page_is_built_with_glued_numbers(html):
     for chapter in sorted((ROOT / "notebooks").glob("*.ipynb")):
         text = (html / "notebooks" / f"{chapter.stem}.html").read_text()
         assert "{glue" not in text and "all claims hold" in text, chapter.stem
+        # a Markdown object glued with {glue:text} instead of {glue:md} shows as its repr
+        assert "IPython.core.display" not in text, f"{chapter.stem}: glue a Markdown object with {{glue:md}}"
+
+
+def test_wide_pages_hide_the_themes_second_search_bar(html):
+    page = (html / "notebooks" / "14_word_embeddings.html").read_text()
+    assert 'href="../_static/book.css' in page
+    assert re.search(r"min-width:\s*960px\)\s*\{\s*\.bd-header\s*\{\s*display:\s*none", (html / "_static" / "book.css").read_text())
+
+
+def test_no_page_declares_a_script_twice(html):
+    # Jupyter Book 1.x registers thebe's inline config twice ("THEBE_JS_URL has already been declared");
+    # book/_ext/dedupe_scripts.py keeps the first copy
+    for page in [html / "index.html", *sorted((html / "notebooks").glob("*.html"))]:
+        scripts = re.findall(r"<script[^>]*>.*?</script>", page.read_text(), flags=re.S)
+        repeated = {s for s in scripts if scripts.count(s) > 1}
+        assert not repeated, f"{page.name}: {sorted(repeated)[0][:120]}"
 
 
 WIDGET_PAGES = {

@@ -42,6 +42,8 @@ def test_sms_spam_reads_tabs_and_refuses_a_missing_label(tmp_path):
     path.write_text("ham\tok\nnot a labelled line\n", encoding="utf-8")
     with pytest.raises(ValueError, match="line 2"):
         _sms_spam(tmp_path, "all", None)
+    path.write_text("ham\tline one\x85still line one\n", encoding="utf-8")   # NEL inside a message: one line
+    assert _sms_spam(tmp_path, "all", None).texts == ["line one\x85still line one"]
     path.write_bytes(b"ham\t\xff\xfe broken\n")
     with pytest.raises(ValueError, match="not UTF-8"):
         _sms_spam(tmp_path, "all", None)
@@ -69,7 +71,8 @@ def test_the_mirror_copies_load_with_their_published_counts(name, split, n, posi
 
 def test_word_tokenize_splits_like_glove():
     assert word_tokenize("Don't WIN £100!") == ["do", "n't", "win", "£", "100", "!"]
-    assert word_tokenize("the u.s. state-of-the-art") == ["the", "u.s", ".", "state-of-the-art"]
+    assert word_tokenize("the u.s. state-of-the-art") == ["the", "u.s.", "state-of-the-art"]
+    assert word_tokenize("I\x92ll call.home at 10,000") == ["i", "'ll", "call", ".", "home", "at", "10,000"]
     assert word_tokenize("") == []
     with pytest.raises(TypeError, match="not bytes"):
         word_tokenize(b"bytes")
@@ -105,6 +108,9 @@ def test_embed_averages_known_words_and_gives_zeros_for_none(toy):
     weighted = toy.embed(["good bad"], weights={"bad": 3.0})
     np.testing.assert_allclose(weighted[0], [0, 0.15, 1])
     assert toy.coverage(["good zzz"]) == 0.5
+    np.testing.assert_allclose(toy.embed(["good-bad"])[0], [0, 0.1, 1])         # unknown hyphenated: its parts
+    assert toy.coverage(["good-bad"]) == 1.0
+    np.testing.assert_allclose(toy.embed(["good"], weights={"good": 0.0})[0], 0)  # all weights zero: zeros
     with pytest.raises(TypeError, match="list of texts"):
         toy.embed("good bad")
 
@@ -118,6 +124,8 @@ def test_word_vectors_refuse_bad_shapes_duplicates_and_nan():
         WordVectors(["a"], np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError, match="shape"):
         WordVectors(["a"], np.ones((1, 2))).nearest(np.ones(3))
+    with pytest.raises(ValueError, match="zero vector has no direction"):
+        WordVectors(["a"], np.ones((1, 2))).nearest(np.zeros(2))
 
 
 def test_from_text_reads_glove_and_word2vec_files_and_names_a_bad_line(tmp_path):
@@ -135,6 +143,9 @@ def test_from_text_reads_glove_and_word2vec_files_and_names_a_bad_line(tmp_path)
     glove.write_text("the 0.1 __import__('os')\n", encoding="utf-8")
     with pytest.raises(ValueError, match="line 1"):
         WordVectors.from_text(glove)
+    spaced = tmp_path / "spaced.vec"
+    spaced.write_text("the 0.1 0.2 \nnew york 0.3 -0.4\n", encoding="utf-8")     # trailing space; a word with a space
+    assert WordVectors.from_text(spaced).words == ["the", "new york"]
     glove.write_text("", encoding="utf-8")
     with pytest.raises(ValueError, match="no word vectors"):
         WordVectors.from_text(glove)

@@ -55,32 +55,39 @@ class TextDataset(Dataset):
         return (self.transform(text) if self.transform is not None else text), self.targets[index]
 
 
-_WORD = re.compile(r"n't|'\w+|\w+(?:[-.]\w+)*|[^\w\s]")
+# Order matters: contractions, abbreviations (u.s.), numbers (1.5, 10,000), words (state-of-the-art), symbols.
+_WORD = re.compile(r"n't|'\w+|(?:[a-z]\.){2,}|\d+(?:[.,]\d+)+|\w+(?:-\w+)*|[^\w\s]")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\x92": "'", "\x91": "'"})
 
 
 def word_tokenize(text: str) -> list[str]:
     """Lower-case word tokens split the way GloVe's corpus was: ``don't`` -> ``do n't``, ``it's`` -> ``it 's``.
 
     Words, numbers, contractions and each punctuation mark are tokens;
-    hyphenated words and dotted abbreviations stay whole (``state-of-the-art``,
-    ``u.s.``), as in GloVe's vocabulary.
+    hyphenated words, dotted abbreviations and decimal numbers stay whole
+    (``state-of-the-art``, ``u.s.``, ``1.5``), as in GloVe's vocabulary. Curly
+    apostrophes (and the Windows-1252 one, ``\x92``) count as ``'``.
 
     Examples
     --------
     >>> from tlhelpers.data import word_tokenize
-    >>> word_tokenize("It's NOT a state-of-the-art film, isn't it?")
+    >>> word_tokenize("It's NOT a state-of-the-art film, isn\u2019t it?")
     ['it', "'s", 'not', 'a', 'state-of-the-art', 'film', ',', 'is', "n't", 'it', '?']
+    >>> word_tokenize("home.call the u.s. for 1.5 hrs")
+    ['home', '.', 'call', 'the', 'u.s.', 'for', '1.5', 'hrs']
     """
     if not isinstance(text, str):
         raise TypeError(f"word_tokenize takes a str, not {type(text).__name__}")
-    return _WORD.findall(re.sub(r"(\w)n't\b", r"\1 n't", text.lower()))
+    return _WORD.findall(re.sub(r"(\w)n't\b", r"\1 n't", text.lower().translate(_APOSTROPHES)))
 
 
 def _lines(path: Path) -> list[str]:
+    # split on "\n" only: str.splitlines would also break a line at \x85 or \u2028 inside a message
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not UTF-8 text ({exc}); delete it and get it again") from exc
+    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []
 
 
 def _sst2(root: Path, split: str, transform: Callable | None) -> TextDataset:

@@ -82,7 +82,17 @@ class WordVectors:
         v = self[word_or_vector] if isinstance(word_or_vector, str) else np.asarray(word_or_vector, np.float32)
         if v.shape != (self.dim,):
             raise ValueError(f"a query vector must have shape ({self.dim},), not {v.shape}")
-        return v / max(float(np.linalg.norm(v)), 1e-12)
+        norm = float(np.linalg.norm(v))
+        if norm == 0:
+            raise ValueError("a zero vector has no direction, so no word is nearer to it than another "
+                             "(embed gives zeros to a text with no known word)")
+        return v / norm
+
+    def _ids(self, token: str) -> list[int]:
+        """Row of a known token; for an unknown hyphenated one, the rows of its known parts."""
+        if token in self.index:
+            return [self.index[token]]
+        return [self.index[p] for p in token.split("-") if p in self.index] if "-" in token else []
 
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two words' vectors."""
@@ -111,43 +121,52 @@ class WordVectors:
               weights: dict[str, float] | None = None) -> np.ndarray:
         """The (weighted) mean vector of each text's known words; a zero vector for a text with none.
 
-        Returns a float32 array of shape ``(len(texts), dim)``.
+        An unknown hyphenated token counts as its known parts (``dumbed-down``
+        -> ``dumbed``, ``down``). ``weights`` maps words to weights (default 1);
+        a text whose weights are all zero gets a zero vector. Returns a float32
+        array of shape ``(len(texts), dim)``.
         """
         if isinstance(texts, str):
             raise TypeError("embed takes a list of texts; wrap a single text in a list")
         out = np.zeros((len(texts), self.dim), np.float32)
         for row, text in enumerate(texts):
-            ids = [self.index[t] for t in tokenize(text) if t in self.index]
-            if ids:
-                w = np.array([weights.get(self.words[i], 1.0) for i in ids], np.float32) if weights else None
+            ids = [i for t in tokenize(text) for i in self._ids(t)]
+            w = np.array([weights.get(self.words[i], 1.0) for i in ids], np.float64) if weights else np.ones(len(ids))
+            if ids and w.sum() > 0:
                 out[row] = np.average(self.vectors[ids], axis=0, weights=w)
         return out
 
     def coverage(self, texts: Sequence[str], *, tokenize: Callable[[str], list[str]] = word_tokenize) -> float:
-        """Share of the texts' tokens that are in the vocabulary."""
+        """Share of the texts' tokens that get a vector (directly, or through the parts of a hyphenated word)."""
         tokens = [t for text in texts for t in tokenize(text)]
-        return sum(t in self.index for t in tokens) / max(len(tokens), 1)
+        return sum(bool(self._ids(t)) for t in tokens) / max(len(tokens), 1)
 
     @classmethod
     def from_text(cls, path: str | os.PathLike, *, limit: int | None = None) -> WordVectors:
-        """Read a GloVe / word2vec text file: ``word v1 v2 ... vd`` per line (a word2vec count header is skipped)."""
+        """Read a GloVe / word2vec / fastText text file: ``word v1 v2 ... vd`` per line.
+
+        A word2vec count header (``<words> <dim>``) is skipped; trailing spaces
+        are allowed; a word may itself contain spaces (GloVe 840B has some):
+        the last ``d`` fields of a line are the numbers, the rest is the word.
+        """
         path = Path(path)
         words, rows, dim = [], [], None
         with open(path, encoding="utf-8", errors="strict") as f:
             for number, line in enumerate(f, 1):
-                parts = line.rstrip("\n").split(" ")
+                parts = line.rstrip().split(" ")
                 if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    continue  # word2vec header: "<count> <dim>"
+                    dim = int(parts[1])  # word2vec header: "<count> <dim>"
+                    continue
+                if dim is None:
+                    dim = len(parts) - 1
                 try:
-                    values = [float(p) for p in parts[1:]]
+                    values = [float(p) for p in parts[-dim:]] if 0 < dim < len(parts) else []
                 except ValueError:
                     values = []
-                if dim is None:
-                    dim = len(values)
-                if not values or len(values) != dim:
+                if not values:
                     raise ValueError(f"{path}, line {number}: expected a word and {dim or 'its'} numbers, "
                                      f"got {line[:80]!r}")
-                words.append(parts[0])
+                words.append(" ".join(parts[:-dim]))
                 rows.append(values)
                 if limit is not None and len(words) >= limit:
                     break
