@@ -111,6 +111,20 @@ def test_checked_cells_glue_nothing(path):
             assert "glue(" not in "".join(cell["source"]), f"cell {i} is checked but glues a value"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_bookkeeping_cells_are_not_shown(path):
+    """A cell that only glues values (or only reports the runtime) is bookkeeping: its code stays off the page."""
+    hidden = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
+    for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if cell["cell_type"] != "code" or hidden & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        outputs = cell.get("outputs", [])
+        glued = [o for o in outputs if "scrapbook" in json.dumps(o.get("metadata", {}))]
+        runtime = [o for o in outputs if "notebook runtime:" in "".join(o.get("text", ""))]
+        assert not (glued and len(glued) + len(runtime) == len(outputs)), \
+            f"cell {i} only glues values: tag it remove-cell (or remove-input when it prints the runtime)"
+
+
 def test_pages_workflow_publishes_what_the_readme_builds():
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())
     on = workflow.get("on", workflow.get(True))            # YAML 1.1 reads a bare `on:` as True

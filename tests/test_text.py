@@ -109,7 +109,7 @@ def test_embed_averages_known_words_and_gives_zeros_for_none(toy):
     np.testing.assert_allclose(weighted[0], [0, 0.15, 1])
     assert toy.coverage(["good zzz"]) == 0.5
     np.testing.assert_allclose(toy.embed(["good-bad"])[0], [0, 0.1, 1])         # unknown hyphenated: its parts
-    assert toy.coverage(["good-bad"]) == 1.0
+    assert toy.coverage(["good-bad"]) == 1.0 and toy.known("good-bad") and not toy.known("zzz-yyy")
     np.testing.assert_allclose(toy.embed(["good"], weights={"good": 0.0})[0], 0)  # all weights zero: zeros
     with pytest.raises(TypeError, match="list of texts"):
         toy.embed("good bad")

@@ -88,6 +88,10 @@ class WordVectors:
                              "(embed gives zeros to a text with no known word)")
         return v / norm
 
+    def known(self, token: str) -> bool:
+        """Whether :meth:`embed` finds a vector for a token (itself, or the known parts of a hyphenated word)."""
+        return bool(self._ids(token))
+
     def _ids(self, token: str) -> list[int]:
         """Row of a known token; for an unknown hyphenated one, the rows of its known parts."""
         if token in self.index:
@@ -139,7 +143,7 @@ class WordVectors:
     def coverage(self, texts: Sequence[str], *, tokenize: Callable[[str], list[str]] = word_tokenize) -> float:
         """Share of the texts' tokens that get a vector (directly, or through the parts of a hyphenated word)."""
         tokens = [t for text in texts for t in tokenize(text)]
-        return sum(bool(self._ids(t)) for t in tokens) / max(len(tokens), 1)
+        return sum(self.known(t) for t in tokens) / max(len(tokens), 1)
 
     @classmethod
     def from_text(cls, path: str | os.PathLike, *, limit: int | None = None) -> WordVectors:
