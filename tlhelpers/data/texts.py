@@ -119,10 +119,11 @@ def _sms_spam(root: Path, split: str, transform: Callable | None) -> TextDataset
 def _ag_news(root: Path, split: str, transform: Callable | None) -> TextDataset:
     classes = _lines(root / "classes.txt")
     path = root / f"{split}.csv"
+    valid = {str(i) for i in range(1, len(classes) + 1)}   # class numbers as the CSV writes them
     texts, labels = [], []
     with open(path, encoding="utf-8", newline="") as f:
         for number, row in enumerate(csv.reader(f), 1):
-            if len(row) != 3 or row[0] not in {str(i) for i in range(1, len(classes) + 1)}:
+            if len(row) != 3 or row[0] not in valid:
                 raise ValueError(f"{path}, row {number}: expected '\"<1..{len(classes)}>\",\"title\","
                                  f"\"description\"', got {row!r:.80}")
             texts.append(f"{row[1]}. {row[2]}".replace("\\", " "))
