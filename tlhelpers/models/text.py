@@ -12,9 +12,13 @@ imported only when a text model is built. Weights are looked up in this order:
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
 from torch import nn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,7 +88,6 @@ def build(spec: "ModelSpec", local: Path | None, pretrained: bool, num_classes: 
     2
     """
     tf = _transformers()
-    import torch
 
     where, kwargs = _source(spec, local)
     if num_classes is not None:
@@ -117,3 +120,109 @@ def tokenizer(spec: "ModelSpec", local: Path | None) -> Any:
     tf = _transformers()
     where, kwargs = _source(spec, local)
     return tf.AutoTokenizer.from_pretrained(where, **kwargs)
+
+
+def _limit(tok: Any, max_length: int | None) -> int:
+    if max_length is not None:
+        if max_length < 2:
+            raise ValueError(f"max_length must leave room for the special tokens, not {max_length}")
+        return max_length
+    limit = getattr(tok, "model_max_length", None)
+    if not isinstance(limit, int) or limit > 1_000_000:  # transformers' "no limit known" sentinel
+        raise ValueError("the tokenizer does not know its model's length limit: pass max_length")
+    return limit
+
+
+def encode_texts(tok: Any, texts: Sequence[str], *, max_length: int | None = None) -> list[list[int]]:
+    """Token ids of each text, special tokens included, cut to the model's length limit with a warning.
+
+    A model reads at most ``max_length`` tokens (default: the tokenizer's
+    ``model_max_length``, 512 for BERT-family models). Longer texts are
+    truncated, and this says how many, instead of doing it silently.
+
+    Raises
+    ------
+    TypeError
+        When ``texts`` is one string (pass a list) or holds something else.
+
+    Examples
+    --------
+    >>> from tlhelpers.models import create_tokenizer
+    >>> from tlhelpers.models.text import encode_texts
+    >>> tok = create_tokenizer("all-MiniLM-L6-v2")  # doctest: +SKIP
+    >>> encode_texts(tok, ["a cat"])  # doctest: +SKIP
+    [[101, 1037, 4937, 102]]
+    """
+    if isinstance(texts, str):
+        raise TypeError("encode_texts takes a list of texts, not one str: wrap it in a list")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"text {bad} is a {type(texts[bad]).__name__}, not a str")
+    limit = _limit(tok, max_length)
+    full = tok(texts, truncation=False, verbose=False)["input_ids"] if texts else []
+    long = [i for i, ids in enumerate(full) if len(ids) > limit]
+    if long:
+        warnings.warn(f"{len(long)} of {len(texts)} texts are longer than {limit} tokens (the longest has "
+                      f"{max(len(full[i]) for i in long)}, text {long[0]} is the first) and were truncated to "
+                      f"{limit}: the model does not see their ends", stacklevel=2)
+        cut = tok([texts[i] for i in long], truncation=True, max_length=limit)["input_ids"]
+        for i, ids in zip(long, cut):
+            full[i] = ids
+    return [list(ids) for ids in full]
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of each text's token vectors, padding left out: ``(batch, tokens, dim) -> (batch, dim)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.models.text import mean_pool
+    >>> h = torch.tensor([[[1.0], [3.0], [100.0]]])
+    >>> mean_pool(h, torch.tensor([[1, 1, 0]])).tolist()
+    [[2.0]]
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def layer_features(model: nn.Module, ids: Sequence[Sequence[int]], *, batch_size: int = 64,
+                   device: str | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+    """Every layer's sentence vector from a frozen encoder, in one pass.
+
+    Returns ``{"mean": array, "cls": array}``, each of shape ``(texts, layers
+    + 1, hidden)``: index 0 is the embedding layer's output, index ``k`` the
+    output of transformer layer ``k``; ``mean`` averages the text's tokens
+    (:func:`mean_pool`), ``cls`` takes the first token (``[CLS]``).
+
+    Examples
+    --------
+    >>> from tlhelpers.models import create_model
+    >>> from tlhelpers.models.text import layer_features
+    >>> enc = create_model("all-MiniLM-L6-v2")  # doctest: +SKIP
+    >>> layer_features(enc, [[101, 1037, 4937, 102]])["mean"].shape  # doctest: +SKIP
+    (1, 7, 384)
+    """
+    from tqdm.auto import tqdm
+
+    from .. import settings
+    from ..data.texts import restore_order, token_loader
+
+    dev = settings.get_device(device)
+    loader = token_loader(ids, batch_size=batch_size, shuffle=False,
+                          pad_id=getattr(getattr(model, "config", None), "pad_token_id", None) or 0)
+    was_training = model.training
+    model.eval().to(dev)
+    means, firsts = [], []
+    try:
+        with torch.no_grad():
+            for batch in tqdm(loader, desc="layers", disable=not progress, leave=False):
+                batch = {k: v.to(dev) for k, v in batch.items()}
+                states = model(**batch, output_hidden_states=True).hidden_states
+                means.append(torch.stack([mean_pool(h, batch["attention_mask"]) for h in states], 1).float().cpu())
+                firsts.append(torch.stack([h[:, 0] for h in states], 1).float().cpu())
+    finally:
+        model.train(was_training)
+    return {"mean": restore_order(torch.cat(means).numpy(), loader),
+            "cls": restore_order(torch.cat(firsts).numpy(), loader)}
