@@ -239,7 +239,7 @@ def test_token_loader_pads_masks_and_restores_the_order():
     assert first["labels"].tolist() == [0, 1]
     lengths = np.concatenate([b["attention_mask"].sum(1).numpy() for b in dl])
     assert data.restore_order(lengths, dl).tolist() == [5, 2, 3]
-    assert "labels" not in next(iter(data.token_loader(ids, shuffle=False)))
+    assert "labels" not in next(iter(data.token_loader(ids, None, shuffle=False)))
     with pytest.raises(ValueError, match="shuffle=False"):
         data.restore_order(lengths, data.token_loader(ids, [1, 0, 1]))
     with pytest.raises(ValueError, match="2 results for 3 texts"):
@@ -247,7 +247,7 @@ def test_token_loader_pads_masks_and_restores_the_order():
     with pytest.raises(ValueError, match="3 token lists but 2 labels"):
         data.token_loader(ids, [1, 0])
     with pytest.raises(ValueError, match="text 1 has no tokens"):
-        data.token_loader([[101], []])
+        data.token_loader([[101], []], None)
 
 
 def _minilm():

@@ -231,10 +231,11 @@ class _TokenIds(Dataset):
         return self.ids[i], (None if self.targets is None else int(self.targets[i]))
 
 
-def token_loader(ids: Sequence[Sequence[int]], targets: Sequence[int] | None = None, *, batch_size: int = 32,
+def token_loader(ids: Sequence[Sequence[int]], targets: Sequence[int] | None, *, batch_size: int = 32,
                  shuffle: bool = True, seed: int = 0, pad_id: int = 0) -> DataLoader:
     """A DataLoader of padded dict batches over tokenized texts, batched by length (:class:`BucketBatchSampler`).
 
+    ``targets`` may be ``None`` (unlabelled texts: batches without ``labels``).
     Shuffled, it is a training loader whose order depends on ``seed`` only; not
     shuffled, the texts come shortest first: pass per-text results through
     :func:`restore_order` to get them back in the order of ``ids``.
@@ -258,7 +259,7 @@ def restore_order(values, loader: DataLoader) -> np.ndarray:
     --------
     >>> import numpy as np
     >>> from tlhelpers.data import restore_order, token_loader
-    >>> dl = token_loader([[1, 2, 3], [1], [1, 2]], shuffle=False)
+    >>> dl = token_loader([[1, 2, 3], [1], [1, 2]], None, shuffle=False)
     >>> restore_order(np.array(["len1", "len2", "len3"]), dl).tolist()
     ['len3', 'len1', 'len2']
     """

@@ -210,7 +210,7 @@ def layer_features(model: nn.Module, ids: Sequence[Sequence[int]], *, batch_size
     from ..data.texts import restore_order, token_loader
 
     dev = settings.get_device(device)
-    loader = token_loader(ids, batch_size=batch_size, shuffle=False,
+    loader = token_loader(ids, None, batch_size=batch_size, shuffle=False,
                           pad_id=getattr(getattr(model, "config", None), "pad_token_id", None) or 0)
     was_training = model.training
     model.eval().to(dev)
