@@ -263,7 +263,7 @@ def test_encode_texts_says_how_many_texts_it_truncates():
     tok = _minilm()
     short = encode_texts(tok, ["a cat", "bees"])
     assert short[0][0] == tok.cls_token_id and short[0][-1] == tok.sep_token_id and len(short[1]) == 3
-    with pytest.warns(UserWarning, match=r"1 of 2 texts are longer than 8 tokens .* truncated"):
+    with pytest.warns(UserWarning, match=r"1 of 2 texts is longer than 8 tokens .* was truncated"):
         cut = encode_texts(tok, ["a cat", "one two three four five six seven eight nine"], max_length=8)
     assert len(cut[1]) == 8 and cut[1][-1] == tok.sep_token_id and cut[0] == short[0]
     with pytest.warns(UserWarning, match="longer than 512 tokens"):

@@ -163,9 +163,11 @@ def encode_texts(tok: Any, texts: Sequence[str], *, max_length: int | None = Non
     full = tok(texts, truncation=False, verbose=False)["input_ids"] if texts else []
     long = [i for i, ids in enumerate(full) if len(ids) > limit]
     if long:
-        warnings.warn(f"{len(long)} of {len(texts)} texts are longer than {limit} tokens (the longest has "
-                      f"{max(len(full[i]) for i in long)}, text {long[0]} is the first) and were truncated to "
-                      f"{limit}: the model does not see their ends", stacklevel=2)
+        one = len(long) == 1
+        warnings.warn(f"{len(long)} of {len(texts)} texts {'is' if one else 'are'} longer than {limit} tokens "
+                      f"(the longest has {max(len(full[i]) for i in long)}; the first such text is number "
+                      f"{long[0]}) and {'was' if one else 'were'} truncated to {limit}: the model does not see "
+                      f"{'its end' if one else 'their ends'}", stacklevel=2)
         cut = tok([texts[i] for i in long], truncation=True, max_length=limit)["input_ids"]
         for i, ids in zip(long, cut):
             full[i] = ids
