@@ -292,3 +292,75 @@ def test_layer_features_match_the_encoders_own_outputs():
             last = enc(**batch).last_hidden_state
             assert np.allclose(feats["mean"][i, -1], mean_pool(last, batch["attention_mask"])[0], atol=1e-4)
             assert np.allclose(feats["cls"][i, -1], last[0, 0], atol=1e-4)
+
+
+def _tiny_llama(seed=0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(config).eval()
+
+
+def test_label_word_classifier_reads_the_next_token_logits_of_its_words():
+    pytest.importorskip("transformers")
+    import torch
+
+    from tlhelpers.models.text import LabelWordClassifier
+
+    lm = _tiny_llama()
+    clf = LabelWordClassifier(lm, [7, 3])
+    texts = [[1, 5, 9, 4], [2, 6], [8, 8, 8]]
+    batch = data.pad_token_ids([(t, i % 2) for i, t in enumerate(texts)])
+    with torch.no_grad():
+        out = clf(**batch)
+        for i, t in enumerate(texts):   # each text alone, no padding: the language model's own next-token logits
+            own = lm(torch.tensor([t])).logits[0, -1, [7, 3]]
+            assert torch.allclose(out.logits[i], own, atol=1e-5)
+    assert out.loss is not None and torch.isfinite(out.loss)
+    left = dict(batch, attention_mask=batch["attention_mask"].flip(1))
+    with pytest.raises(ValueError, match="padded on the right"):
+        clf(**left)
+    with pytest.raises(ValueError, match="two or more different"):
+        LabelWordClassifier(lm, [3, 3])
+    with pytest.raises(ValueError, match="outside the vocabulary of 50"):
+        LabelWordClassifier(lm, [3, 50])
+
+
+def test_last_token_states_with_a_cached_prefix_equal_the_full_prompt():
+    pytest.importorskip("transformers")
+    import torch
+
+    from tlhelpers.models.text import LabelWordClassifier, last_token_states
+
+    lm = _tiny_llama()
+    prefix, texts = [11, 12, 13, 14, 15], [[1, 5, 9, 4], [2, 6], [8, 8, 8], [30]]
+    cached = last_token_states(lm, texts, prefix=prefix, batch_size=3)
+    full = last_token_states(lm, [prefix + t for t in texts], batch_size=1)
+    assert cached.shape == (4, 32) and np.allclose(cached, full, atol=1e-5)
+    clf = LabelWordClassifier(lm, [7, 3])
+    with torch.no_grad():
+        whole = lm(torch.tensor([prefix + texts[0]])).logits[0, -1, [7, 3]]
+        assert torch.allclose(clf.label_logits(cached[:1])[0], whole, atol=1e-4)
+    assert lm.training is False
+
+
+def test_label_token_ids_insist_on_one_token_per_word():
+    from tlhelpers.models.text import label_token_ids
+
+    vocab = {"good": [4], " good": [9], "bad": [5], "terrible": [6, 7]}
+
+    def tok(word, add_special_tokens=True):
+        return {"input_ids": vocab[word]}
+
+    tok.decode = lambda ids: {6: "terr", 7: "ible"}[ids[0]]
+    assert label_token_ids(tok, ["bad", "good"]) == [5, 4]
+    with pytest.raises(ValueError, match=r"'terrible' is 2 tokens .*\['terr', 'ible'\]"):
+        label_token_ids(tok, ["bad", "terrible"])
+    vocab["awful"] = [5]
+    with pytest.raises(ValueError, match="share a token"):
+        label_token_ids(tok, ["bad", "awful"])
+    with pytest.raises(TypeError, match="not one str"):
+        label_token_ids(tok, "good")

@@ -15,7 +15,10 @@ networks (timm, torchvision) and text models (Hugging Face ``transformers``,
   :func:`set_batchnorm_eval`, :func:`head_from_probe`;
 - :mod:`~tlhelpers.models.weights` -- weights shipped in pip packages,
   checksummed and loaded strictly;
-- :mod:`~tlhelpers.models.text` -- loading from ``transformers``;
+- :mod:`~tlhelpers.models.text` -- loading from ``transformers``; encoder features
+  (:func:`~tlhelpers.models.text.layer_features`) and decoders as classifiers
+  (:class:`~tlhelpers.models.text.LabelWordClassifier`,
+  :func:`~tlhelpers.models.text.last_token_states` with a cached prefix);
 - :mod:`~tlhelpers.models.word_vectors` -- static word vectors: :func:`load_glove`,
   :class:`WordVectors` (neighbours, analogies, averaged text features);
 - :mod:`~tlhelpers.models.small` -- :func:`small_cnn`, the from-scratch baseline.

@@ -8,6 +8,12 @@ imported only when a text model is built. Weights are looked up in this order:
 2. the Hugging Face hub cache (``HF_HOME`` / ``HF_HUB_CACHE``), where a
    previous online run left them;
 3. a download from the hub, unless ``TLHELPERS_OFFLINE`` / ``HF_HUB_OFFLINE``.
+
+Then what the NLP chapters do with them: token ids with the length limit said
+(:func:`encode_texts`), every layer's sentence vector from an encoder
+(:func:`layer_features`), and a causal language model read as a classifier
+through the next-token scores of label words (:class:`LabelWordClassifier`,
+:func:`label_token_ids`, :func:`last_token_states`).
 """
 
 from __future__ import annotations
@@ -228,3 +234,187 @@ def layer_features(model: nn.Module, ids: Sequence[Sequence[int]], *, batch_size
         model.train(was_training)
     return {"mean": restore_order(torch.cat(means).numpy(), loader),
             "cls": restore_order(torch.cat(firsts).numpy(), loader)}
+
+
+# --------------------------------------------------------------------------- decoders as classifiers
+
+
+def label_token_ids(tok: Any, words: Sequence[str]) -> list[int]:
+    """The token id of each label word, checked to be one token each and all different.
+
+    A prompt classifier compares the model's next-token scores of one word per
+    class, so each word must be a single token of this tokenizer (mind the
+    leading space: ``" positive"`` and ``"positive"`` are different tokens in
+    byte-level BPE vocabularies).
+
+    Raises
+    ------
+    ValueError
+        A word that splits into several tokens (the message shows the pieces),
+        or two words with the same token.
+
+    Examples
+    --------
+    >>> from tlhelpers.models import create_tokenizer
+    >>> from tlhelpers.models.text import label_token_ids
+    >>> tok = create_tokenizer("SmolLM2-135M-Instruct")  # doctest: +SKIP
+    >>> label_token_ids(tok, [" negative", " positive"])  # doctest: +SKIP
+    [3524, 2731]
+    """
+    if isinstance(words, str):
+        raise TypeError("label_token_ids takes a list of words, one per class, not one str")
+    ids = []
+    for word in words:
+        pieces = tok(word, add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            raise ValueError(f"the label word {word!r} is {len(pieces)} tokens for this tokenizer "
+                             f"({[tok.decode([p]) for p in pieces]}): pick a word that is one token")
+        ids.append(int(pieces[0]))
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"two label words share a token: {dict(zip(words, ids))}")
+    return ids
+
+
+def _decoder_body(lm: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(the transformer without its LM head, the LM head) of a causal LM, peft-wrapped or not."""
+    if hasattr(lm, "get_base_model"):  # a peft model: its adapters live inside the base model
+        lm = lm.get_base_model()
+    head = lm.get_output_embeddings()
+    if head is None:
+        raise TypeError(f"{type(lm).__name__} has no language-model head: pass an AutoModelForCausalLM")
+    return lm.base_model, head
+
+
+def _cache_argument(body: nn.Module) -> str:
+    """The keyword a transformer's forward takes its KV cache by (``cache`` since transformers 5.x)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+
+
+def _last_states(body: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                 past: Any = None) -> torch.Tensor:
+    """Final hidden state at each row's last real token (rows padded on the right)."""
+    if attention_mask is None:
+        last = torch.full((input_ids.shape[0],), input_ids.shape[1] - 1, device=input_ids.device)
+    else:
+        if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
+            raise ValueError("rows must be padded on the right (attention_mask 1...1 0...0), as "
+                             "tlhelpers.data.token_loader pads them")
+        last = attention_mask.sum(1) - 1
+        if past is not None:
+            attention_mask = torch.cat([attention_mask.new_ones(len(input_ids), past.get_seq_length()),
+                                        attention_mask], 1)
+    kwargs = {_cache_argument(body): past} if past is not None else {}
+    out = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=past is not None, **kwargs)
+    return out.last_hidden_state[torch.arange(len(input_ids), device=input_ids.device), last]
+
+
+class LabelWordClassifier(nn.Module):
+    """A causal language model read as a classifier: its next-token scores of one label word per class.
+
+    For a prompt that ends where the answer would begin, class ``c`` gets the
+    logit :math:`h \\cdot e_c`, where :math:`h` is the model's final hidden
+    state at the prompt's last token and :math:`e_c` the row of the LM head
+    for label word ``c``: exactly the logit the model gives that word as the
+    next token. A softmax over these is the model's next-token distribution
+    restricted to the label words. Untrained, this is zero-shot prompting;
+    training it (every weight, or LoRA adapters) is prompt-based fine-tuning,
+    which starts from the zero-shot classifier instead of a random head.
+
+    Takes the dict batches of :func:`tlhelpers.data.token_loader` (padded on
+    the right) and returns a ``SequenceClassifierOutput`` (``loss`` when the
+    batch has ``labels``), so :func:`tlhelpers.train.fit` and
+    :func:`tlhelpers.evaluate.predict` use it like any classifier.
+
+    Examples
+    --------
+    >>> from tlhelpers.models import create_model, create_tokenizer
+    >>> from tlhelpers.models.text import LabelWordClassifier, label_token_ids
+    >>> tok = create_tokenizer("SmolLM2-135M-Instruct")  # doctest: +SKIP
+    >>> clf = LabelWordClassifier(create_model("SmolLM2-135M-Instruct"),  # doctest: +SKIP
+    ...                           label_token_ids(tok, [" negative", " positive"]))
+    >>> ids = tok("Review: a gem.\\nSentiment:", return_tensors="pt")["input_ids"]  # doctest: +SKIP
+    >>> clf(input_ids=ids).logits.argmax(1).item()  # doctest: +SKIP
+    1
+    """
+
+    def __init__(self, lm: nn.Module, label_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.lm = lm
+        self.body, self.head = _decoder_body(lm)
+        label_ids = torch.as_tensor(list(label_ids), dtype=torch.long)
+        if label_ids.numel() < 2 or len(set(label_ids.tolist())) != label_ids.numel():
+            raise ValueError(f"need two or more different label tokens, got {label_ids.tolist()}")
+        if int(label_ids.max()) >= self.head.weight.shape[0] or int(label_ids.min()) < 0:
+            raise ValueError(f"label token ids {label_ids.tolist()} outside the vocabulary of "
+                             f"{self.head.weight.shape[0]}")
+        self.register_buffer("label_ids", label_ids, persistent=False)
+
+    def label_logits(self, states: torch.Tensor) -> torch.Tensor:
+        """Class logits from final hidden states ``(n, hidden)`` (e.g. from :func:`last_token_states`)."""
+        states = torch.as_tensor(states, dtype=self.head.weight.dtype, device=self.head.weight.device)
+        logits = states @ self.head.weight[self.label_ids].T
+        if getattr(self.head, "bias", None) is not None:
+            logits = logits + self.head.bias[self.label_ids]
+        return logits
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, **_: Any) -> Any:
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        logits = self.label_logits(_last_states(self.body, input_ids, attention_mask))
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def last_token_states(lm: nn.Module, ids: Sequence[Sequence[int]], *, prefix: Sequence[int] | None = None,
+                      batch_size: int = 32, device: str | None = None, progress: bool = False) -> np.ndarray:
+    """A causal LM's final hidden state at the last token of each text, ``(texts, hidden)``, without gradients.
+
+    ``prefix``: token ids that come before every text (a system prompt,
+    in-context examples). They are run through the model once and their
+    keys and values reused for every batch (a prefix *KV cache*), so a long
+    shared prefix costs almost nothing per text. The result equals running
+    ``prefix + text`` for each text.
+
+    Feed the states to :meth:`LabelWordClassifier.label_logits` (prompting)
+    or to a linear probe (the decoder as a frozen feature extractor).
+
+    Examples
+    --------
+    >>> from tlhelpers.models import create_model
+    >>> from tlhelpers.models.text import last_token_states
+    >>> lm = create_model("SmolLM2-135M-Instruct")  # doctest: +SKIP
+    >>> last_token_states(lm, [[1, 2, 3], [4, 5]], prefix=[7, 8]).shape  # doctest: +SKIP
+    (2, 576)
+    """
+    import copy
+
+    from tqdm.auto import tqdm
+
+    from .. import settings
+    from ..data.texts import restore_order, token_loader
+
+    body, _ = _decoder_body(lm)
+    dev = settings.get_device(device)
+    loader = token_loader(ids, None, batch_size=batch_size, shuffle=False)
+    was_training = lm.training
+    lm.eval().to(dev)
+    states = []
+    try:
+        with torch.no_grad():
+            cache = None
+            if prefix is not None and len(prefix):
+                out = body(input_ids=torch.as_tensor([list(prefix)], device=dev), use_cache=True)
+                cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            for batch in tqdm(loader, desc="states", disable=not progress, leave=False):
+                batch = {k: v.to(dev) for k, v in batch.items()}
+                past = None
+                if cache is not None:
+                    past = copy.deepcopy(cache)
+                    past.batch_repeat_interleave(len(batch["input_ids"]))
+                states.append(_last_states(body, batch["input_ids"], batch["attention_mask"], past).float().cpu())
+    finally:
+        lm.train(was_training)
+    return restore_order(torch.cat(states).numpy(), loader)
