@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +111,30 @@ def build(spec: "ModelSpec", local: Path | None, pretrained: bool, num_classes: 
         return auto.from_config(config)
     if "gguf_file" in kwargs:
         kwargs["dtype"] = torch.float32
+        with _gguf_progress(tf.utils.logging.is_progress_bar_enabled()):
+            return auto.from_pretrained(where, **kwargs)
     return auto.from_pretrained(where, **kwargs)
+
+
+@contextmanager
+def _gguf_progress(enabled: bool):
+    """Let ``transformers.utils.logging.disable_progress_bar()`` silence the GGUF conversion's bar too.
+
+    transformers draws that bar with a plain ``tqdm`` that ignores its own
+    progress-bar switch; while a GGUF file loads, the bar follows the switch.
+    """
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - older or newer layouts: leave the bar alone
+        yield
+        return
+    original = gguf_utils.tqdm
+    if not enabled:
+        gguf_utils.tqdm = partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
 
 
 def tokenizer(spec: "ModelSpec", local: Path | None) -> Any:
