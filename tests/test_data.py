@@ -286,3 +286,13 @@ def test_tensor_loader_order_depends_on_its_seed_only():
     assert first != [b[1].tolist() for b in data.tensor_loader(x, y, batch_size=4, seed=4)]
     ordered = [b[0].tolist() for b in data.tensor_loader(x, batch_size=4, shuffle=False)]
     assert ordered == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_pneumoniamnist_splits_from_mirror(shared_mirror):
+    counts = {s: np.bincount(data.load_dataset("pneumoniamnist", s).targets).tolist()
+              for s in ["train", "val", "test"]}
+    assert counts == {"train": [1214, 3494], "val": [135, 389], "test": [234, 390]}
+    x, y = data.load_dataset("pneumoniamnist", "test").tensors()
+    assert x.shape == (624, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+
+

