@@ -33,7 +33,7 @@ Examples
 
 from .anatomy import (ANATOMIES, Anatomy, anatomy, check_num_classes, head, layer_groups, num_outputs,
                       replace_head, split_at, transfer_blocks)
-from .finetune import count_parameters, freeze, head_from_probe, param_groups, set_batchnorm_eval
+from .finetune import count_macs, count_parameters, freeze, head_from_probe, param_groups, set_batchnorm_eval
 from .registry import (ModelNotAvailableError, ModelSpec, _tv_weights, create_model, create_tokenizer,
                        list_models, model_spec, preprocessing, transforms, weights_path)
 from .small import small_cnn
@@ -42,7 +42,7 @@ from .word_vectors import WordVectors, load_glove
 
 __all__ = [
     "ANATOMIES", "Anatomy", "ModelNotAvailableError", "ModelSpec", "WeightsMismatchError", "WordVectors", "anatomy",
-    "check_num_classes", "count_parameters", "create_model", "create_tokenizer", "freeze", "head",
+    "check_num_classes", "count_macs", "count_parameters", "create_model", "create_tokenizer", "freeze", "head",
     "head_from_probe", "layer_groups", "list_models", "load_glove", "model_spec", "num_outputs", "param_groups",
     "preprocessing", "replace_head", "set_batchnorm_eval", "small_cnn", "split_at", "transfer_blocks",
     "transforms", "weights_path",

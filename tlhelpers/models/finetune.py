@@ -6,7 +6,7 @@ they work on every family the anatomy table knows.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -129,6 +129,54 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     11689512
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """Flops of CPU scaled-dot-product attention: the two batched products Q K^T and (softmax) V."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def count_macs(model: nn.Module | Callable, inputs: torch.Tensor | tuple[int, ...]) -> int:
+    """Multiply-accumulate operations of one forward pass (one MAC is two floating-point operations).
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode`, with two
+    gaps filled: PyTorch's fused multi-head-attention fast path is switched
+    off during the count (it hides the projections inside one fused call),
+    and CPU attention kernels are counted like their GPU twins. Cost does not
+    depend on the weights, so a randomly initialised model gives the same count.
+
+    Parameters
+    ----------
+    model : nn.Module or callable
+        Called once on the batch, without gradients.
+    inputs : Tensor or shape
+        An example batch, or its shape (a zero tensor of that shape is used).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from tlhelpers.models import count_macs
+    >>> count_macs(nn.Linear(3, 2), (1, 3)), count_macs(nn.Linear(3, 2), (4, 3))
+    (6, 24)
+    >>> mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    >>> count_macs(lambda x: mha(x, x, x, need_weights=False)[0], (1, 5, 8))   # 4 x 5 x 8 x 8 + 2 x 2 x 5 x 5 x 4
+    1680
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = inputs if isinstance(inputs, torch.Tensor) else torch.zeros(*inputs)
+    extra = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
+    was = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with FlopCounterMode(display=False, custom_mapping=extra) as counter, torch.no_grad():
+            model(x)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(was)
+    return counter.get_total_flops() // 2
 
 
 def _probe_arrays(probe: Any, scaler: Any) -> tuple[np.ndarray, np.ndarray, Any]:
