@@ -424,3 +424,16 @@ def test_torchvision_efficientnet_is_in_the_table_too():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(rest(body(x)), m(x), atol=1e-5)
+
+
+def test_count_macs_agrees_with_torchvisions_published_figures():
+    # torchvision publishes each model's multiply-accumulates with its weights (meta["_ops"], in G)
+    import torchvision
+
+    for name in ["resnet18", "mobilenet_v3_large"]:
+        spec = models.model_spec(name)
+        published = torchvision.models.get_model_weights(spec.arch)[spec.weights].meta["_ops"]
+        net = models.create_model(name, pretrained=False).eval()
+        assert abs(models.count_macs(net, (1, 3, 224, 224)) / 1e9 - published) < 0.005 * published
+    # attention: the fused fast path is switched off during the count and restored afterwards
+    assert torch.backends.mha.get_fastpath_enabled()

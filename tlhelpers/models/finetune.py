@@ -167,7 +167,8 @@ def count_macs(model: nn.Module | Callable, inputs: torch.Tensor | tuple[int, ..
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = inputs if isinstance(inputs, torch.Tensor) else torch.zeros(*inputs)
+    params = list(model.parameters()) if isinstance(model, nn.Module) else []
+    x = inputs if isinstance(inputs, torch.Tensor) else torch.zeros(*inputs, device=params[0].device if params else None)
     extra = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
     was = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
