@@ -21,7 +21,10 @@ def test_metrics_match_hand_computation():
     rep = evaluate.per_class_report(y, p, class_names=["a", "b", "c"])
     assert rep.loc["c", "recall"] == 1.0 and rep.loc["a", "support"] == 3
     assert evaluate.confusion_matrix(torch.tensor(y), torch.tensor(p)).tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
-    assert evaluate.mean_std([1.0]) == "1.000 ± 0.000"
+    # one value, or identical runs (a deterministic fit), carry no spread: no "± 0.000"
+    assert evaluate.mean_std([1.0]) == "1.000" and evaluate.mean_std([0.25, 0.25, 0.25]) == "0.250"
+    with pytest.raises(ValueError):
+        evaluate.mean_std([])
 
 
 def test_predict_restores_training_mode():

@@ -182,15 +182,24 @@ def confusion_matrix(y_true, y_pred, *, num_classes: int | None = None, normaliz
 def mean_std(values: Sequence[float]) -> str:
     """Format repeated measurements as ``mean ± std`` (sample std), for tables and prose.
 
+    A single value, or runs that all gave the same number (a deterministic fit
+    on one split), is shown alone: "± 0.000" would suggest a spread had been
+    measured.
+
     Examples
     --------
     >>> from tlhelpers.evaluate import mean_std
     >>> mean_std([0.9, 0.92, 0.94])
     '0.920 ± 0.020'
+    >>> mean_std([0.948, 0.948, 0.948]), mean_std([0.5])
+    ('0.948', '0.500')
     """
     v = np.asarray(values, dtype=float)
-    sd = v.std(ddof=1) if v.size > 1 else 0.0
-    return f"{v.mean():.3f} ± {sd:.3f}"
+    if v.size == 0:
+        raise ValueError("mean_std needs at least one value")
+    if v.size == 1 or np.all(v == v[0]):
+        return f"{v[0]:.3f}"
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
 
 
 def _labels_and(y_true, other, what: str) -> tuple[np.ndarray, np.ndarray]:
