@@ -1,6 +1,7 @@
 """Metrics in one place, on scikit-learn and SciPy.
 
-Counting metrics (accuracy, precision, recall, F1, confusion matrix),
+Counting metrics (accuracy, precision, recall, F1, confusion matrix; per pixel
+for segmentation: :func:`pixel_confusion`, :func:`iou`),
 uncertainty on one test set (:func:`bootstrap_ci`, :func:`paired_bootstrap`,
 :func:`mcnemar`, :func:`proportion_ci`) and over repeated runs
 (:func:`paired_bootstrap_runs`), decision thresholds
@@ -179,6 +180,68 @@ def confusion_matrix(y_true, y_pred, *, num_classes: int | None = None, normaliz
     return skm.confusion_matrix(yt, yp, labels=np.arange(n), normalize=normalize)
 
 
+def pixel_confusion(y_true, y_pred, *, num_classes: int, per_image: bool = False) -> np.ndarray:
+    """Confusion matrix of segmentation masks: pixels counted by (true class, predicted class).
+
+    Pixels labelled ``-100`` (:data:`tlhelpers.batch.IGNORE_INDEX`) are skipped.
+
+    Parameters
+    ----------
+    y_true, y_pred : arrays of class indices, same shape (e.g. ``(N, H, W)``)
+    num_classes : int
+    per_image : bool
+        Return one matrix per image, ``(N, C, C)``, which can be resampled by
+        image (:func:`paired_bootstrap_runs`) and summed.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, or a label or prediction is outside ``0..num_classes - 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tlhelpers.evaluate import pixel_confusion
+    >>> pixel_confusion(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]), num_classes=2).tolist()
+    [[1, 0], [1, 2]]
+    """
+    yt, yp = _np(y_true).astype(np.int64), _np(y_pred).astype(np.int64)
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true has shape {yt.shape} but y_pred {yp.shape}: pass masks of the same size")
+    if per_image:
+        return np.stack([pixel_confusion(t, p, num_classes=num_classes) for t, p in zip(yt, yp)])
+    keep = yt != B.IGNORE_INDEX
+    yt, yp = yt[keep], yp[keep]
+    for what, a in (("label", yt), ("prediction", yp)):
+        if a.size and (a.min() < 0 or a.max() >= num_classes):
+            raise ValueError(f"a {what} is outside 0..{num_classes - 1}: values {np.unique(a)[:8]}")
+    return np.bincount(yt * num_classes + yp, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def iou(confusion) -> np.ndarray:
+    """Intersection over union of each class from a confusion matrix (``(C, C)``, or ``(N, C, C)`` summed).
+
+    ``IoU_k = TP_k / (TP_k + FP_k + FN_k)``; NaN for a class that is
+    neither in the truth nor in the predictions. Their mean is the mIoU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tlhelpers.evaluate import iou
+    >>> iou(np.array([[1, 0], [1, 2]])).round(3).tolist()
+    [0.5, 0.667]
+    """
+    c = np.asarray(confusion, dtype=float)
+    if c.ndim == 3:
+        c = c.sum(0)
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise ValueError(f"expected a square confusion matrix, got shape {c.shape}")
+    tp = np.diag(c)
+    union = c.sum(0) + c.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
 def mean_std(values: Sequence[float]) -> str:
     """Format repeated measurements as ``mean ± std`` (sample std), for tables and prose.
 
@@ -320,7 +383,11 @@ def paired_bootstrap_runs(metric: Callable, y_true, preds_a, preds_b, *, n_resam
         resample, so pass a fast one (e.g. :func:`accuracy`,
         :func:`balanced_accuracy`).
     y_true : array of shape (n,)
-    preds_a, preds_b : arrays of shape (runs, n) (or (runs, n, classes))
+    preds_a, preds_b : arrays of shape (runs, n) (or (runs, n, ...))
+        Whatever ``metric`` reads per example: labels, probabilities
+        ``(runs, n, classes)``, or per-image confusion matrices
+        ``(runs, n, C, C)`` from :func:`pixel_confusion` for a segmentation
+        metric such as ``lambda _, c: np.nanmean(iou(c))`` (images resampled).
 
     Returns
     -------

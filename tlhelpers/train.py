@@ -69,14 +69,17 @@ def _step(model: nn.Module, batch: Any, loss_fn: Callable | None, step_fn: StepF
     return {"loss": loss, "logits": logits, "targets": targets, "n": B.size(inputs)}
 
 
-def _correct(out: dict) -> int:
+def _correct(out: dict) -> tuple[int, int]:
+    """(correct, counted) of a classification batch, per example or per pixel; (0, 0) when there is none."""
     logits, targets = out.get("logits"), out.get("targets")
     if not (isinstance(logits, torch.Tensor) and isinstance(targets, torch.Tensor)):
-        return -1
-    if logits.dim() != 2 or targets.dim() != 1 or targets.is_floating_point():
-        return -1
+        return 0, 0
+    # dense outputs follow cross-entropy's (N, C, d1, ...) scores for (N, d1, ...) labels: segmentation
+    dense = logits.dim() > 2 and logits.shape[:1] + logits.shape[2:] == targets.shape
+    if not (logits.dim() == 2 and targets.dim() == 1 or dense) or targets.is_floating_point():
+        return 0, 0
     keep = targets != B.IGNORE_INDEX
-    return int((logits.argmax(1)[keep] == targets[keep]).sum())
+    return int((logits.argmax(1)[keep] == targets[keep]).sum()), int(keep.sum())
 
 
 def _run(model, loader, optimizer, loss_fn, step_fn, scheduler, grad_clip, device, epoch, progress,
@@ -110,9 +113,8 @@ def _run(model, loader, optimizer, loss_fn, step_fn, scheduler, grad_clip, devic
                     scheduler.step()
             n = out["n"]
             total_loss += float(loss.detach()) * n
-            c = _correct(out)
-            if c >= 0:
-                correct, counted = correct + c, counted + n
+            c, k = _correct(out)
+            correct, counted = correct + c, counted + k
             seen += n
     if seen == 0:
         raise ValueError("the data loader yielded no batches (empty dataset, or drop_last with too few items)")
@@ -295,6 +297,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     -------
     pandas.DataFrame
         Columns ``epoch, train_loss, train_accuracy, [val_loss, val_accuracy,] lr, seconds``.
+        Accuracy is per example, or per pixel for segmentation outputs
+        (``(N, C, H, W)`` scores for ``(N, H, W)`` labels); NaN where there is none.
 
     Raises
     ------

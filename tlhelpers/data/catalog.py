@@ -9,6 +9,7 @@ no public file equals the mirror's, ``source_note`` says why and how to get it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 from .arrays import ArrayDataset, read_idx
 from .images import ImageFolder
 from .registry import DatasetInfo, Source, register_dataset
+from .segmentation import SegmentationDataset
 from .texts import _ag_news, _rotten_tomatoes, _sms_spam, _sst2
 
 
@@ -91,6 +93,42 @@ def _magnetic_tiles(root: Path, split: str, transform: Callable | None, **kwargs
     kwargs.setdefault("ignore_extensions", (".png",))
     ds = ImageFolder(root, transform=transform, extensions=(".jpg",), **kwargs)
     ds.classes = [c.removeprefix("MT_") for c in ds.classes]
+    return ds
+
+
+CWFID_CLASSES = ["soil", "crop", "weed"]
+CWFID_COLORS = [(0, 0, 0), (0, 255, 0), (255, 0, 0)]  # annotations/NNN_annotation.png
+
+
+def _cwfid_split(path: Path) -> dict[str, list[int]]:
+    # train_test_split.yaml is two lines, "train: [2, 5, ...]" and "test: [...]": read as JSON lists,
+    # so nothing in the file is ever evaluated
+    split = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition(":")
+        if not sep or not value.strip():
+            continue
+        try:
+            ids = json.loads(value)
+        except ValueError:
+            ids = None
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise ValueError(f"{path}: {key.strip()!r} should be a list of image numbers, got {value.strip()[:60]!r}")
+        split[key.strip()] = ids
+    if set(split) != {"train", "test"}:
+        raise ValueError(f"{path} should name a train and a test list, found {sorted(split)}")
+    return split
+
+
+def _cwfid(root: Path, split: str, transforms: Callable | None, **kwargs) -> SegmentationDataset:
+    ids = _cwfid_split(root / "train_test_split.yaml")
+    # The official split lists image 28 in both train and test; it is kept in test only,
+    # so that no test image is trained on (39 train, 21 test).
+    chosen = ids["test"] if split == "test" else [i for i in ids["train"] if i not in ids["test"]]
+    ds = SegmentationDataset([root / "images" / f"{i:03d}_image.png" for i in chosen],
+                             [root / "annotations" / f"{i:03d}_annotation.png" for i in chosen],
+                             CWFID_CLASSES, colors=CWFID_COLORS, transforms=transforms, **kwargs)
+    ds.ids = chosen
     return ds
 
 
@@ -174,7 +212,8 @@ for _info in [
                 "Haug & Ostermann, CVPPP workshop at ECCV 2014",
                 (Source(_CWFID[0], subdir=_CWFID[1]),), marker="train_test_split.yaml",
                 homepage="https://github.com/cwfid/dataset",
-                digest="960afd0b0a4c7774e1ee8e85440b401242182af19836ad12a2f6025f4a64c97f"),
+                digest="960afd0b0a4c7774e1ee8e85440b401242182af19836ad12a2f6025f4a64c97f",
+                splits=("train", "test"), loader=_cwfid),
     DatasetInfo("magnetic_tile_defects", "magnetic_tile_defects",
                 "Magnetic tile surface defects, 6 classes with pixel masks, 1344 images (Free 952)",
                 "none stated; cite the paper", "Huang, Qiu & Yuan, The Visual Computer 2020",

@@ -456,7 +456,9 @@ def load_dataset(name: str, split: str = "train", *, transform: Callable | None 
     split : str
         One of the dataset's ``splits``.
     transform : callable, optional
-        Applied to each input (a ``PIL.Image`` for image datasets).
+        Applied to each input (a ``PIL.Image`` for image datasets). For
+        segmentation datasets (``cwfid``) it is called as ``transform(image, mask)``
+        and returns both, as ``torchvision.transforms.v2`` transforms do.
     **kwargs
         Passed to the dataset's loader (e.g. ``check=`` for image folders).
 

@@ -21,6 +21,8 @@ networks (timm, torchvision) and text models (Hugging Face ``transformers``,
   :func:`~tlhelpers.models.text.last_token_states` with a cached prefix);
 - :mod:`~tlhelpers.models.word_vectors` -- static word vectors: :func:`load_glove`,
   :class:`WordVectors` (neighbours, analogies, averaged text features);
+- :mod:`~tlhelpers.models.segmentation` -- :func:`segmentation_model`, a pretrained
+  classifier's feature maps with a light FPN decoder (:class:`FPNSegmenter`);
 - :mod:`~tlhelpers.models.small` -- :func:`small_cnn`, the from-scratch baseline.
 
 Examples
@@ -36,6 +38,7 @@ from .anatomy import (ANATOMIES, Anatomy, anatomy, check_num_classes, head, laye
 from .finetune import count_macs, count_parameters, freeze, head_from_probe, param_groups, set_batchnorm_eval
 from .registry import (ModelNotAvailableError, ModelSpec, _tv_weights, create_model, create_tokenizer,
                        list_models, model_spec, preprocessing, transforms, weights_path)
+from .segmentation import FPNSegmenter, segmentation_model
 from .small import small_cnn
 from .weights import WeightsMismatchError
 from .word_vectors import WordVectors, load_glove
@@ -44,6 +47,6 @@ __all__ = [
     "ANATOMIES", "Anatomy", "ModelNotAvailableError", "ModelSpec", "WeightsMismatchError", "WordVectors", "anatomy",
     "check_num_classes", "count_macs", "count_parameters", "create_model", "create_tokenizer", "freeze", "head",
     "head_from_probe", "layer_groups", "list_models", "load_glove", "model_spec", "num_outputs", "param_groups",
-    "preprocessing", "replace_head", "set_batchnorm_eval", "small_cnn", "split_at", "transfer_blocks",
+    "FPNSegmenter", "preprocessing", "replace_head", "segmentation_model", "set_batchnorm_eval", "small_cnn", "split_at", "transfer_blocks",
     "transforms", "weights_path",
 ]
