@@ -140,9 +140,12 @@ def test_make_manifest_agrees_with_tree_digest(tmp_path):
     assert digest_of_hashes({rel: sha}) == tree_digest(tmp_path / "d")
 
 
-def test_dataset_without_loader_says_so():
+def test_dataset_without_loader_says_so(monkeypatch):
+    # every dataset of the book has a loader now: a registered entry without one stands in
+    import dataclasses
+    monkeypatch.setitem(data._REGISTRY, "raccoon", dataclasses.replace(data.dataset_info("raccoon"), loader=None))
     with pytest.raises(NotImplementedError, match="dataset_dir"):
-        data.load_dataset("cwfid")
+        data.load_dataset("raccoon")
 
 
 # ----------------------------------------------------------------- image folders
@@ -296,3 +299,47 @@ def test_pneumoniamnist_splits_from_mirror(shared_mirror):
     assert x.shape == (624, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
 
 
+
+
+def test_cwfid_splits_from_mirror(shared_mirror):
+    train_ds, test_ds = data.load_dataset("cwfid", "train"), data.load_dataset("cwfid", "test")
+    # the official split lists image 28 in both; it stays in test only
+    assert (len(train_ds), len(test_ds)) == (39, 21)
+    assert 28 in test_ds.ids and 28 not in train_ds.ids and not set(train_ds.ids) & set(test_ds.ids)
+    assert train_ds.classes == ["soil", "crop", "weed"]
+    image, mask = test_ds[test_ds.ids.index(1)]
+    assert image.shape == (3, 966, 1296) and image.dtype == torch.uint8
+    assert mask.shape == (966, 1296) and mask.dtype == torch.int64
+    # image 001's annotation: 1047760 soil, 30589 crop and 173587 weed pixels (counted with PIL)
+    assert torch.bincount(mask.reshape(-1), minlength=3).tolist() == [1047760, 30589, 173587]
+
+
+def test_cwfid_transforms_move_image_and_mask_together(shared_mirror):
+    from torchvision.transforms import v2
+    flip = data.load_dataset("cwfid", "test", transform=v2.RandomHorizontalFlip(p=1.0))
+    plain = data.load_dataset("cwfid", "test")
+    (x_f, m_f), (x, m) = flip[0], plain[0]
+    assert torch.equal(x_f, x.flip(-1)) and torch.equal(m_f, m.flip(-1))
+    crop = data.load_dataset("cwfid", "test", transform=v2.Resize((96, 128)))
+    x_r, m_r = crop[0]
+    assert x_r.shape == (3, 96, 128) and m_r.shape == (96, 128)
+    assert set(m_r.unique().tolist()) <= {0, 1, 2}   # nearest-neighbour: no blended labels
+
+
+def test_raccoon_splits_and_boxes_from_mirror(shared_mirror):
+    from torchvision import tv_tensors
+    train_ds, test_ds = data.load_dataset("raccoon", "train"), data.load_dataset("raccoon", "test")
+    assert (len(train_ds), len(test_ds)) == (160, 40) and not set(train_ds.files) & set(test_ds.files)
+    assert sum(len(a["boxes"]) for a in train_ds.annotations.values()) == 173
+    assert sum(len(a["boxes"]) for a in test_ds.annotations.values()) == 44
+    # raccoon-17.jpg: 259x194, one box (95, 60, 167, 118) in labels/train_labels.csv
+    image, target = train_ds[train_ds.files.index("raccoon-17.jpg")]
+    assert image.shape == (3, 194, 259)
+    assert isinstance(target["boxes"], tv_tensors.BoundingBoxes)
+    assert target["boxes"].tolist() == [[95.0, 60.0, 167.0, 118.0]] and target["labels"].tolist() == [1]
+    from torchvision.transforms import v2
+    flipped = data.load_dataset("raccoon", "train", transform=v2.RandomHorizontalFlip(p=1.0))
+    _, t = flipped[train_ds.files.index("raccoon-17.jpg")]
+    assert t["boxes"].tolist() == [[259.0 - 167, 60.0, 259.0 - 95, 118.0]]   # the box moves with the image
+    images, targets = data.collate_detection([train_ds[0], train_ds[1]])
+    assert len(images) == 2 and all("boxes" in t for t in targets)

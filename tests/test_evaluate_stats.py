@@ -167,3 +167,21 @@ def test_paired_bootstrap_over_runs_rejects_mismatched_runs(a, b, match):
 def test_per_class_report_names_a_class_that_never_occurs():
     with pytest.raises(ValueError, match=r"no examples of \['c'\]"):
         E.per_class_report([0, 1, 1], [0, 1, 2], class_names=["a", "b", "c"])
+
+
+def test_pixel_confusion_and_iou_count_pixels_skip_ignored_ones_and_refuse_bad_labels():
+    from tlhelpers.evaluate import iou, pixel_confusion
+    y = np.array([[[0, 0, 1], [2, 2, -100]], [[0, 1, 1], [1, 2, 2]]])
+    p = np.array([[[0, 1, 1], [2, 0, 1]], [[0, 1, 1], [1, 2, 0]]])
+    per_image = pixel_confusion(y, p, num_classes=3, per_image=True)
+    assert per_image.shape == (2, 3, 3) and per_image.sum() == 11   # the ignored pixel is not counted
+    total = pixel_confusion(y, p, num_classes=3)
+    assert np.array_equal(per_image.sum(0), total)
+    assert total.tolist() == [[2, 1, 0], [0, 4, 0], [2, 0, 2]]
+    # IoU = TP / (TP + FP + FN): soil 2 / (2 + 1 + 2), class 1 4 / (4 + 1), class 2 2 / (2 + 2)
+    assert np.allclose(iou(total), [0.4, 0.8, 0.5]) and np.allclose(iou(per_image), iou(total))
+    assert np.isnan(iou(np.diag([3, 0]))[1])   # absent from truth and predictions: undefined, not 0 or 1
+    with pytest.raises(ValueError, match="outside 0..2"):
+        pixel_confusion(np.array([0, 3]), np.array([0, 1]), num_classes=3)
+    with pytest.raises(ValueError, match="same size"):
+        pixel_confusion(np.zeros((2, 2)), np.zeros((2, 3)), num_classes=2)

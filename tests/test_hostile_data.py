@@ -877,3 +877,75 @@ def test_pneumoniamnist_loader_refuses_pickles_missing_splits_and_bad_labels(tmp
              val_labels=ok["val_labels"])
     with pytest.raises(ValueError, match="allow_pickle"):
         catalog._pneumoniamnist(tmp_path, "val", None)
+
+
+def _cwfid_tree(root: Path, mask_rgb: np.ndarray, image_size=(6, 4), split="train: [1]\ntest: [2]\n"):
+    for d in ("images", "annotations"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in (1, 2):
+        Image.new("RGB", image_size, (90, 120, 60)).save(root / "images" / f"{i:03d}_image.png")
+        Image.fromarray(mask_rgb).save(root / "annotations" / f"{i:03d}_annotation.png")
+    (root / "train_test_split.yaml").write_text(split)
+
+
+def test_cwfid_loader_refuses_unknown_colours_wrong_sizes_and_bad_splits(tmp_path):
+    # attacks: a pixel painted in a colour that is no class, a mask of another size than its image,
+    # a split file that is not two lists of numbers (and could hold YAML tags: it is never evaluated)
+    from tlhelpers.data import catalog
+    ok = np.zeros((4, 6, 3), np.uint8)
+    ok[0, 0] = (0, 255, 0)
+    ok[1, 2] = (255, 0, 0)
+    _cwfid_tree(tmp_path, ok)
+    image, mask = catalog._cwfid(tmp_path, "train", None)[0]
+    assert image.shape == (3, 4, 6) and mask[0, 0] == 1 and mask[1, 2] == 2 and int(mask.sum()) == 3
+    bad = ok.copy()
+    bad[3, 5] = (0, 0, 255)
+    _cwfid_tree(tmp_path, bad)
+    with pytest.raises(ValueError, match=r"1 pixels have colour \(0, 0, 255\).*row 3, column 5"):
+        catalog._cwfid(tmp_path, "test", None)[0]
+    _cwfid_tree(tmp_path, ok, image_size=(8, 4))
+    with pytest.raises(ValueError, match="mask is 6x4 pixels but its image 001_image.png is 8x4"):
+        catalog._cwfid(tmp_path, "train", None)[0]
+    for text, message in [("train: !!python/object:os.system [1]\ntest: [2]\n", "list of image numbers"),
+                          ("train: [1, 'x']\ntest: [2]\n", "list of image numbers"),
+                          ("train: [1]\n", "a train and a test list")]:
+        _cwfid_tree(tmp_path, ok, split=text)
+        with pytest.raises(ValueError, match=message):
+            catalog._cwfid(tmp_path, "train", None)
+
+
+def test_segmentation_dataset_refuses_mismatched_lists_and_index_masks_out_of_range(tmp_path):
+    # attacks: more images than masks; a class-index mask holding a value past the class list
+    Image.new("RGB", (3, 2)).save(tmp_path / "a.png")
+    Image.fromarray(np.array([[0, 1, 5], [0, 0, 0]], np.uint8)).save(tmp_path / "a_mask.png")
+    with pytest.raises(ValueError, match="2 images but 1 masks"):
+        data.SegmentationDataset([tmp_path / "a.png"] * 2, [tmp_path / "a_mask.png"], ["bg", "fg"])
+    ds = data.SegmentationDataset([tmp_path / "a.png"], [tmp_path / "a_mask.png"], ["bg", "fg"])
+    with pytest.raises(ValueError, match=r"values 0..1 \(\['bg', 'fg'\]\)"):
+        ds[0]
+
+
+def test_box_tables_refuse_boxes_outside_the_image_unknown_classes_and_bad_numbers(tmp_path):
+    # attacks: a box reaching past the image, an empty box, a class not in the list, a corner that is
+    # not a number, a missing column, one file with two sizes, an image whose size is not the annotated one
+    head = "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+    cases = [("a.jpg,10,8,raccoon,1,2,11,6\n", r"row 2 \(a.jpg\): box \(1.0, 2.0, 11.0, 6.0\) reaches outside the 10x8"),
+             ("a.jpg,10,8,raccoon,5,2,5,6\n", "is empty"),
+             ("a.jpg,10,8,dog,1,2,5,6\n", "class 'dog' is not one of \\['raccoon'\\]"),
+             ("a.jpg,10,8,raccoon,1,2,five,6\n", "must be numbers"),
+             ("a.jpg,10,8,raccoon,1,2,5,6\na.jpg,12,8,raccoon,1,2,5,6\n", r"row 3 \(a.jpg\): size \(12, 8\) differs")]
+    for rows, message in cases:
+        (tmp_path / "t.csv").write_text(head + rows)
+        with pytest.raises(ValueError, match=message):
+            data.boxes_from_csv(tmp_path / "t.csv", ["raccoon"])
+    (tmp_path / "t.csv").write_text("filename,class,xmin\na.jpg,raccoon,1\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        data.boxes_from_csv(tmp_path / "t.csv", ["raccoon"])
+    Image.new("RGB", (12, 8)).save(tmp_path / "a.jpg")
+    ds = data.DetectionDataset(tmp_path, {"a.jpg": {"size": (10, 8), "boxes": [(1, 2, 5, 6)], "labels": [1]}},
+                               ["raccoon"])
+    with pytest.raises(ValueError, match="is 12x8 pixels but its boxes were drawn on a 10x8 image"):
+        ds[0]
+    with pytest.raises(ValueError, match="label 2 is not a class"):
+        data.DetectionDataset(tmp_path, {"a.jpg": {"size": (12, 8), "boxes": [(1, 2, 5, 6)], "labels": [2]}},
+                              ["raccoon"])

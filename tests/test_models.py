@@ -437,3 +437,29 @@ def test_count_macs_agrees_with_torchvisions_published_figures():
         assert abs(models.count_macs(net, (1, 3, 224, 224)) / 1e9 - published) < 0.005 * published
     # attention: the fused fast path is switched off during the count and restored afterwards
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+def test_segmentation_model_keeps_the_pretrained_encoder_and_seeds_the_decoder():
+    if models.weights_path("efficientnet_lite0") is None:
+        pytest.skip("EfficientNet-Lite0 weights are not installed")
+    net = models.segmentation_model("efficientnet_lite0", 3, seed=0)
+    classifier = models.create_model("efficientnet_lite0")
+    assert torch.equal(net.encoder.conv_stem.weight, classifier.conv_stem.weight)
+    assert torch.equal(net.encoder.blocks_6[0].conv_pw.weight, classifier.blocks[6][0].conv_pw.weight)
+    again = models.segmentation_model("efficientnet_lite0", 3, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(net.decoder.parameters(), again.decoder.parameters()))
+    other = models.segmentation_model("efficientnet_lite0", 3, seed=1)
+    assert not torch.equal(net.decoder["classifier"].weight, other.decoder["classifier"].weight)
+    # no ImageNet head in the encoder: its parameters are the blocks up to stride 32
+    assert models.count_parameters(net.encoder) < models.count_parameters(classifier) - 1_000_000
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 70, 90))   # not a multiple of 32: the output still fits the input
+    assert out.shape == (2, 3, 70, 90)
+
+
+def test_segmentation_model_refuses_other_libraries_and_missing_strides():
+    with pytest.raises(ValueError, match="needs a timm encoder.*'vgg16' is a torchvision model"):
+        models.segmentation_model("vgg16", 2, pretrained=False)
+    with pytest.raises(ValueError, match=r"strides \[2, 4, 8, 16, 32\], not \[64\]"):
+        models.segmentation_model("efficientnet_lite0", 2, pretrained=False, strides=(8, 64))

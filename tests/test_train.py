@@ -190,3 +190,15 @@ def test_models_returning_logits_and_aux_train_and_find_lr():
     h = fit(WithAux(), dl, dl, epochs=10, lr=0.1, seed=0, progress=False)
     assert h["val_accuracy"].iloc[-1] > 0.9
     assert len(lr_finder(WithAux(), dl, steps=10)) == 10
+
+
+def test_fit_reports_pixel_accuracy_for_segmentation_outputs():
+    # a 1x1 convolution learns to label the pixels of a two-colour image; the accuracy is per pixel
+    torch.manual_seed(0)
+    x = torch.zeros(8, 1, 4, 4)
+    x[:, :, :, 2:] = 1.0
+    y = (x[:, 0] > 0.5).long()
+    y[0, 0, 0] = -100   # ignored pixels are not counted
+    net = torch.nn.Conv2d(1, 2, 1)
+    h = fit(net, DataLoader(TensorDataset(x, y), batch_size=4), epochs=30, lr=0.1, progress=False)
+    assert h["train_accuracy"].iloc[-1] == 1.0 and h["train_accuracy"].iloc[0] < 1.0

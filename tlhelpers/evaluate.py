@@ -242,12 +242,18 @@ def iou(confusion) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
-def mean_std(values: Sequence[float]) -> str:
+def mean_std(values: Sequence[float], *, digits: int = 3) -> str:
     """Format repeated measurements as ``mean ± std`` (sample std), for tables and prose.
 
     A single value, or runs that all gave the same number (a deterministic fit
     on one split), is shown alone: "± 0.000" would suggest a spread had been
     measured.
+
+    Parameters
+    ----------
+    values : sequence of float
+    digits : int
+        Decimals of both numbers (1 suits percentages).
 
     Examples
     --------
@@ -256,13 +262,15 @@ def mean_std(values: Sequence[float]) -> str:
     '0.920 ± 0.020'
     >>> mean_std([0.948, 0.948, 0.948]), mean_std([0.5])
     ('0.948', '0.500')
+    >>> mean_std([97.41, 97.52, 97.44], digits=1)
+    '97.5 ± 0.1'
     """
     v = np.asarray(values, dtype=float)
     if v.size == 0:
         raise ValueError("mean_std needs at least one value")
     if v.size == 1 or np.all(v == v[0]):
-        return f"{v[0]:.3f}"
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def _labels_and(y_true, other, what: str) -> tuple[np.ndarray, np.ndarray]:

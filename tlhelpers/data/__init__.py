@@ -8,6 +8,8 @@ gives everything (``data.load_dataset``, ``data.ImageFolder``, ...):
 - :mod:`~tlhelpers.data.catalog` -- one entry and loader per dataset the book uses;
 - :mod:`~tlhelpers.data.images` -- :func:`load_image` and the checked :class:`ImageFolder`;
 - :mod:`~tlhelpers.data.arrays` -- in-memory :class:`ArrayDataset` and IDX files;
+- :mod:`~tlhelpers.data.detection` -- :class:`DetectionDataset` of (image, boxes) pairs,
+  :func:`boxes_from_csv`, :func:`collate_detection`;
 - :mod:`~tlhelpers.data.segmentation` -- :class:`SegmentationDataset` of (image, mask) pairs,
   :func:`mask_from_colors`;
 - :mod:`~tlhelpers.data.texts` -- in-memory :class:`TextDataset` and :func:`word_tokenize`;
@@ -42,6 +44,7 @@ from .registry import (
     make_manifest,
     register_dataset,
 )
+from .detection import DetectionDataset, boxes_from_csv, collate_detection
 from .segmentation import SegmentationDataset, mask_from_colors
 from .texts import BucketBatchSampler, TextDataset, pad_token_ids, restore_order, token_loader, word_tokenize
 from .splits import (
@@ -59,7 +62,8 @@ __all__ = [
     "IMAGE_EXTENSIONS", "SPLIT_FOLDER_NAMES", "ArrayDataset", "DatasetInfo",
     "DatasetNotFoundError", "ImageFolder", "ImageTooLargeError", "Source", "UnknownDatasetError",
     "dataset_dir", "dataset_info", "few_shot_indices", "few_shot_subset", "image_loader", "list_datasets",
-    "load_dataset", "load_image", "SegmentationDataset", "mask_from_colors", "make_manifest", "read_idx", "register_dataset", "split_dataset",
+    "load_dataset", "load_image", "SegmentationDataset", "mask_from_colors",
+    "DetectionDataset", "boxes_from_csv", "collate_detection", "make_manifest", "read_idx", "register_dataset", "split_dataset",
     "split_indices", "tensor_loader", "TextDataset", "BucketBatchSampler", "pad_token_ids", "restore_order",
     "token_loader", "to_tensors", "word_tokenize",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 from .arrays import ArrayDataset, read_idx
 from .images import ImageFolder
 from .registry import DatasetInfo, Source, register_dataset
+from .detection import DetectionDataset, boxes_from_csv
 from .segmentation import SegmentationDataset
 from .texts import _ag_news, _rotten_tomatoes, _sms_spam, _sst2
 
@@ -132,6 +133,18 @@ def _cwfid(root: Path, split: str, transforms: Callable | None, **kwargs) -> Seg
     return ds
 
 
+RACCOON_CLASSES = ["raccoon"]
+
+
+def _raccoon(root: Path, split: str, transforms: Callable | None, **kwargs) -> DetectionDataset:
+    # labels/{train,test}_labels.csv: one row per box (the repo's own 160 / 40 split)
+    boxes = {s: boxes_from_csv(root / "labels" / f"{s}_labels.csv", RACCOON_CLASSES) for s in ("train", "test")}
+    both = sorted(set(boxes["train"]) & set(boxes["test"]))
+    if both:
+        raise ValueError(f"{root / 'labels'}: {len(both)} images are in both train and test, e.g. {both[0]}")
+    return DetectionDataset(root / "images", boxes[split], RACCOON_CLASSES, transforms=transforms, **kwargs)
+
+
 _PNEUMONIA_CLASSES = ["normal", "pneumonia"]
 
 
@@ -241,7 +254,8 @@ for _info in [
                     ("test_labels.csv", "cd17c00ef8e7fd167531e8e5d7085b40cdff226819a327ec2557f74e3bad25c2"),
                     ("train_labels.csv", "64a37eda7571d9874bff53497e3b7f9cc49f576739f53de73573be6bf0d548ba")]),
                 marker="labels/test_labels.csv", homepage="https://github.com/datitran/raccoon_dataset",
-                digest="33daf0fa145e17c59730c82aba0879b807ec0f0bd2b536db26b2c4d246cb5153"),
+                digest="33daf0fa145e17c59730c82aba0879b807ec0f0bd2b536db26b2c4d246cb5153",
+                splits=("train", "test"), loader=_raccoon),
     DatasetInfo("sms_spam", "sms_spam", "UCI SMS Spam Collection, 5574 messages (747 spam)", "CC BY 4.0",
                 "Almeida, Gomez Hidalgo & Yamakami, DocEng 2011",
                 # The mirror's file is a GitHub copy with its added header line removed, which gives the
