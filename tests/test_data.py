@@ -343,3 +343,16 @@ def test_raccoon_splits_and_boxes_from_mirror(shared_mirror):
     assert t["boxes"].tolist() == [[259.0 - 167, 60.0, 259.0 - 95, 118.0]]   # the box moves with the image
     images, targets = data.collate_detection([train_ds[0], train_ds[1]])
     assert len(images) == 2 and all("boxes" in t for t in targets)
+
+
+def test_magnetic_tiles_with_masks_from_mirror(shared_mirror):
+    ds = data.load_dataset("magnetic_tile_defects", "all", masks=True)
+    assert len(ds) == 1344 and ds.classes == ["background", "defect"]
+    counts = {c: ds.defect_classes.count(c) for c in set(ds.defect_classes)}
+    assert counts == {"Free": 952, "Blowhole": 115, "Uneven": 103, "Break": 85, "Crack": 57, "Fray": 32}
+    assert set(ds.exposures) == set(range(7))
+    free, crack = ds.defect_classes.index("Free"), ds.defect_classes.index("Crack")
+    image, mask = ds[free]
+    assert mask.shape == image.shape[1:] and int(mask.sum()) == 0   # a defect-free tile has an empty mask
+    _, mask = ds[crack]
+    assert set(mask.unique().tolist()) == {0, 1} and 0 < int(mask.sum()) < mask.numel() // 2

@@ -949,3 +949,22 @@ def test_box_tables_refuse_boxes_outside_the_image_unknown_classes_and_bad_numbe
     with pytest.raises(ValueError, match="label 2 is not a class"):
         data.DetectionDataset(tmp_path, {"a.jpg": {"size": (12, 8), "boxes": [(1, 2, 5, 6)], "labels": [2]}},
                               ["raccoon"])
+
+
+def test_tile_masks_refuse_a_missing_mask_a_bad_file_name_and_a_threshold_for_many_classes(tmp_path):
+    # attacks: an image without its mask, a file name without the exposure, threshold= on three classes
+    from tlhelpers.data import catalog
+    folder = tmp_path / "MT_Crack" / "Imgs"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (4, 3)).save(folder / "exp2_num_1.jpg")
+    Image.fromarray(np.array([[0, 200, 90, 130]] * 3, np.uint8)).save(folder / "exp2_num_1.png")
+    ds = catalog._magnetic_tiles(tmp_path, "all", None, masks=True)
+    assert ds.exposures == [2] and ds.defect_classes == ["Crack"]
+    assert ds[0][1][0].tolist() == [0, 1, 0, 1]   # greys cut at 128
+    Image.new("RGB", (4, 3)).save(folder / "exp3_num_2.jpg")
+    with pytest.raises(ValueError, match="1 tile images have no mask beside them"):
+        catalog._magnetic_tiles(tmp_path, "all", None, masks=True)
+    with pytest.raises(ValueError, match="does not start with an exposure"):
+        catalog.tile_exposure("num_2.jpg")
+    with pytest.raises(ValueError, match="two classes"):
+        data.SegmentationDataset([], [], ["a", "b", "c"], threshold=128)

@@ -88,9 +88,31 @@ def _digits(root: Path, split: str, transform: Callable | None) -> ArrayDataset:
     return ArrayDataset(images, y, classes, transform=transform)
 
 
-def _magnetic_tiles(root: Path, split: str, transform: Callable | None, **kwargs) -> ImageFolder:
-    # MT_<Class>/Imgs/<name>.jpg with its defect mask <name>.png beside it: read the JPEGs only.
-    # The masks are skipped quietly; a JPEG that does not decode is still reported.
+def tile_exposure(path: str | Path) -> int:
+    """The exposure setting ``N`` in a magnetic-tile file name ``expN_num_<id>.jpg``."""
+    name = Path(path).name
+    head = name.split("_", 1)[0]
+    if not (head.startswith("exp") and head[3:].isdigit()):
+        raise ValueError(f"{name!r} does not start with an exposure 'expN_' as the dataset's files do")
+    return int(head[3:])
+
+
+def _magnetic_tiles(root: Path, split: str, transform: Callable | None, *, masks: bool = False,
+                    **kwargs) -> ImageFolder | SegmentationDataset:
+    # MT_<Class>/Imgs/<name>.jpg with its defect mask <name>.png beside it. By default the JPEGs
+    # as a classification set (the masks are skipped quietly; a JPEG that does not decode is still
+    # reported). With masks=True, (image, defect mask) pairs: background 0, defect 1, the greyscale
+    # PNG cut at 128; .defect_classes and .exposures give each image's class and exposure.
+    if masks:
+        images = sorted(root.glob("MT_*/Imgs/*.jpg"))
+        missing = [p for p in images if not p.with_suffix(".png").is_file()]
+        if missing:
+            raise ValueError(f"{len(missing)} tile images have no mask beside them, e.g. {missing[0]}")
+        ds = SegmentationDataset(images, [p.with_suffix(".png") for p in images], ["background", "defect"],
+                                 threshold=128, transforms=transform, **kwargs)
+        ds.defect_classes = [p.parent.parent.name.removeprefix("MT_") for p in images]
+        ds.exposures = [tile_exposure(p) for p in images]
+        return ds
     kwargs.setdefault("ignore_extensions", (".png",))
     ds = ImageFolder(root, transform=transform, extensions=(".jpg",), **kwargs)
     ds.classes = [c.removeprefix("MT_") for c in ds.classes]

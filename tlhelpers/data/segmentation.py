@@ -81,6 +81,9 @@ class SegmentationDataset(Dataset):
         Class names; mask value ``k`` is ``classes[k]``.
     colors : sequence of (r, g, b), optional
         The colour of each class in the mask files.
+    threshold : int, optional
+        For two classes stored as a greyscale mask (often saved as JPEG-like
+        greys, not clean 0 and 255): a pixel at or above ``threshold`` is class 1.
     transforms : callable, optional
         Called as ``transforms(image, mask)`` and returns both, e.g. a
         ``torchvision.transforms.v2.Compose`` (which moves the two together).
@@ -104,11 +107,16 @@ class SegmentationDataset(Dataset):
 
     def __init__(self, images: Sequence[str | os.PathLike], masks: Sequence[str | os.PathLike],
                  classes: Sequence[str], *, colors: Sequence[tuple[int, int, int]] | None = None,
-                 transforms: Callable | None = None, max_pixels: int | None = None):
+                 threshold: int | None = None, transforms: Callable | None = None,
+                 max_pixels: int | None = None):
         if len(images) != len(masks):
             raise ValueError(f"{len(images)} images but {len(masks)} masks: each image needs one mask")
         if colors is not None and len(colors) != len(classes):
             raise ValueError(f"{len(classes)} classes but {len(colors)} colours")
+        if threshold is not None and (colors is not None or len(classes) != 2):
+            raise ValueError("threshold= reads a greyscale mask of two classes; "
+                             f"got {len(classes)} classes{' and colours' if colors is not None else ''}")
+        self.threshold = threshold
         self.images, self.masks = [Path(p) for p in images], [Path(p) for p in masks]
         self.classes, self.colors = list(classes), colors
         self.transforms, self.max_pixels = transforms, max_pixels
@@ -125,6 +133,8 @@ class SegmentationDataset(Dataset):
         from PIL import Image
 
         with Image.open(path) as raw:
+            if self.threshold is not None:
+                return (np.asarray(raw.convert("L")) >= self.threshold).astype(np.int64)
             mask = np.asarray(raw).astype(np.int64)
         if mask.ndim != 2 or mask.min() < 0 or mask.max() >= len(self.classes):
             raise ValueError(f"{path}: expected an H x W mask of values 0..{len(self.classes) - 1} "
