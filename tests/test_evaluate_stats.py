@@ -185,3 +185,16 @@ def test_pixel_confusion_and_iou_count_pixels_skip_ignored_ones_and_refuse_bad_l
         pixel_confusion(np.array([0, 3]), np.array([0, 1]), num_classes=3)
     with pytest.raises(ValueError, match="same size"):
         pixel_confusion(np.zeros((2, 2)), np.zeros((2, 3)), num_classes=2)
+
+
+def test_operating_point_counts_flags_at_the_threshold_and_refuses_one_class():
+    from tlhelpers.evaluate import operating_point, threshold_for_recall
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.45, 0.2, 0.6, 0.3, 0.1, 0.05, 0.45])
+    t = threshold_for_recall(y, s, recall=0.75)
+    assert t == 0.45
+    # flagged: 0.9, 0.8, 0.45 (sick) and 0.6, 0.45 (healthy): a score equal to the threshold is flagged
+    assert operating_point(y, s, threshold=t) == {"sensitivity": 0.75, "specificity": 0.6,
+                                                   "accuracy": 6 / 9}
+    with pytest.raises(ValueError, match="both classes"):
+        operating_point([1, 1], [0.2, 0.9])

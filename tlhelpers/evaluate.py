@@ -5,7 +5,7 @@ for segmentation: :func:`pixel_confusion`, :func:`iou`),
 uncertainty on one test set (:func:`bootstrap_ci`, :func:`paired_bootstrap`,
 :func:`mcnemar`, :func:`proportion_ci`) and over repeated runs
 (:func:`paired_bootstrap_runs`), decision thresholds
-(:func:`threshold_for_recall`) and calibration
+(:func:`threshold_for_recall`, :func:`operating_point`) and calibration
 (:func:`expected_calibration_error`, :func:`reliability_table`,
 :func:`fit_temperature`, :func:`apply_temperature`). The functions take label
 and probability arrays (numpy or torch) and return plain floats, dicts, numpy
@@ -493,6 +493,29 @@ def threshold_for_recall(y_true, scores, *, recall: float) -> float:
     positives = np.sort(s[yt == 1])[::-1]
     k = int(np.ceil(recall * len(positives)))   # flag at least the k highest-scoring positives
     return float(positives[k - 1])
+
+
+def operating_point(y_true, scores, *, threshold: float = 0.5) -> dict[str, float]:
+    """Sensitivity, specificity and accuracy of flagging ``score >= threshold``.
+
+    ``y_true`` is binary (1 = the positive class, e.g. "pneumonia"):
+    sensitivity is the share of positives flagged (recall), specificity the
+    share of negatives cleared. Pair it with :func:`threshold_for_recall`
+    (choose the threshold on validation data, report it on test data) and
+    :func:`proportion_ci` for intervals.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import operating_point
+    >>> operating_point([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1], threshold=0.5)
+    {'sensitivity': 0.5, 'specificity': 0.5, 'accuracy': 0.5}
+    """
+    yt, s = _labels_and(y_true, scores, "scores")
+    if not set(np.unique(yt)) <= {0, 1} or yt.min() == yt.max():
+        raise ValueError("y_true must be binary (0/1) and hold both classes")
+    flag = np.asarray(s, dtype=float) >= threshold
+    return {"sensitivity": float(flag[yt == 1].mean()), "specificity": float((~flag[yt == 0]).mean()),
+            "accuracy": float((flag == yt).mean())}
 
 
 def _binned(y_true, probs, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
