@@ -158,7 +158,6 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, i: int):
         from torchvision import tv_tensors
-        import numpy as np
 
         name = self.files[i]
         a = self.annotations[name]
@@ -166,7 +165,7 @@ class DetectionDataset(Dataset):
         if image.size != a["size"]:
             raise ValueError(f"{self.root / name} is {image.width}x{image.height} pixels but its boxes were "
                              f"drawn on a {a['size'][0]}x{a['size'][1]} image")
-        image = tv_tensors.Image(torch.from_numpy(np.array(image)).permute(2, 0, 1))
+        image = tv_tensors.Image(image)   # uint8, 3 x H x W
         target = {
             "boxes": tv_tensors.BoundingBoxes(torch.tensor(a["boxes"], dtype=torch.float32).reshape(-1, 4),
                                               format="XYXY", canvas_size=(image.shape[-2], image.shape[-1])),

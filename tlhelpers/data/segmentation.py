@@ -127,9 +127,9 @@ class SegmentationDataset(Dataset):
     def read_mask(self, i: int) -> np.ndarray:
         """The mask of item ``i`` as an ``H x W`` array of class indices (no transforms)."""
         path = self.masks[i]
-        img = load_image(path, max_pixels=self.max_pixels) if self.colors is not None else None
         if self.colors is not None:
-            return mask_from_colors(np.asarray(img), self.colors, where=str(path))
+            rgb = np.asarray(load_image(path, max_pixels=self.max_pixels))
+            return mask_from_colors(rgb, self.colors, where=str(path))
         from PIL import Image
 
         with Image.open(path) as raw:
@@ -149,7 +149,7 @@ class SegmentationDataset(Dataset):
         if mask.shape != (image.height, image.width):
             raise ValueError(f"{self.masks[i]}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but its image "
                              f"{self.images[i].name} is {image.width}x{image.height}")
-        image = tv_tensors.Image(torch.from_numpy(np.array(image)).permute(2, 0, 1))
+        image = tv_tensors.Image(image)   # uint8, 3 x H x W
         mask = tv_tensors.Mask(torch.from_numpy(mask))
         if self.transforms is not None:
             image, mask = self.transforms(image, mask)
