@@ -356,3 +356,46 @@ def test_magnetic_tiles_with_masks_from_mirror(shared_mirror):
     assert mask.shape == image.shape[1:] and int(mask.sum()) == 0   # a defect-free tile has an empty mask
     _, mask = ds[crack]
     assert set(mask.unique().tolist()) == {0, 1} and 0 < int(mask.sum()) < mask.numel() // 2
+
+
+def test_magnetic_tiles_know_which_tile_each_image_shows(shared_mirror):
+    ds = data.load_dataset("magnetic_tile_defects", "all", check="header")
+    ids, y = np.asarray(ds.tile_ids), np.asarray(ds.targets)
+    assert len(ids) == len(y) == 1344 and len(ds.exposures) == 1344
+    # each tile belongs to one class and shows each exposure at most once
+    assert all(len(set(y[ids == t])) == 1 for t in np.unique(ids))
+    assert all(len(set(np.asarray(ds.exposures)[ids == t])) == (ids == t).sum() for t in np.unique(ids))
+    tiles_per_class = [len(np.unique(ids[y == c])) for c in range(6)]
+    assert tiles_per_class == [22, 16, 12, 7, 172, 17]
+    with_masks = data.load_dataset("magnetic_tile_defects", "all", masks=True)
+    assert len(np.unique(with_masks.tile_ids)) == 246
+
+
+def test_tile_ids_need_the_dataset_file_names():
+    from tlhelpers.data.catalog import tile_ids
+    with pytest.raises(ValueError, match="expN_num_<frame>"):
+        tile_ids(["MT_Free/Imgs/exp1_tile.jpg"])
+    with pytest.raises(ValueError, match="exposure"):
+        tile_ids(["MT_Free/Imgs/exposure1_num_2.jpg"])
+    # a new tile when the exposure does not rise, or the frames are far apart
+    names = ["exp1_num_10", "exp2_num_30", "exp2_num_50", "exp3_num_70", "exp4_num_900"]
+    assert tile_ids([f"MT_Free/Imgs/{n}.jpg" for n in names]).tolist() == [0, 0, 1, 1, 2]
+
+
+def test_grouped_split_keeps_groups_whole_and_classes_in_both_parts():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(60), 6)
+    y = np.repeat(rng.permutation([0] * 45 + [1] * 10 + [2] * 5), 6)
+    for seed in range(3):
+        tr, va = data.split_indices(y, val_fraction=0.25, seed=seed, groups=groups)
+        assert set(groups[tr]).isdisjoint(groups[va]) and len(tr) + len(va) == len(y)
+        assert set(y[va]) == set(y[tr]) == {0, 1, 2}
+        assert abs(len(va) / len(y) - 0.25) < 0.05
+    assert not np.array_equal(data.split_indices(y, seed=0, groups=groups)[1],
+                              data.split_indices(y, seed=1, groups=groups)[1])
+    tr, va = data.split_indices(y, val_fraction=0.25, groups=groups, stratify=False)
+    assert set(groups[tr]).isdisjoint(groups[va])
+    with pytest.raises(ValueError, match="one group id per example"):
+        data.split_indices(y, groups=groups[:-1])
+    with pytest.raises(ValueError, match="class 2 has 1 group"):
+        data.split_indices([0, 0, 1, 1, 2, 2], groups=[0, 1, 2, 3, 4, 4])

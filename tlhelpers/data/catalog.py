@@ -10,7 +10,7 @@ no public file equals the mirror's, ``source_note`` says why and how to get it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -97,12 +97,59 @@ def tile_exposure(path: str | Path) -> int:
     return int(head[3:])
 
 
+def tile_ids(paths: Sequence[str | Path], *, max_gap: int = 500) -> np.ndarray:
+    """Which physical tile each magnetic-tile image shows: an integer id per path.
+
+    The dataset photographs each tile several times, at exposures ``exp1`` …
+    ``exp6`` (sometimes ``exp0`` too), and numbers the frames in order; the
+    file names ``expN_num_<frame>.jpg`` do not name the tile. Within a class
+    folder, sorted by frame number, a new tile starts wherever the exposure
+    stops rising or the frame number jumps by ``max_gap`` or more (the
+    exposures of one tile lie a few dozen frames apart; different tiles,
+    hundreds to thousands). On the full dataset this gives 246 tiles
+    (Blowhole 22, Break 16, Crack 12, Fray 7, Free 172, Uneven 17), most with
+    six images. The rule is inferred from the names and checked by eye, not
+    documented by the authors: it may split one tile in two (too strict for
+    a split, never leaky) but joins two tiles only if their frames interleave.
+
+    Use the ids as ``groups`` when splitting (:func:`split_indices`,
+    ``sklearn.model_selection.StratifiedGroupKFold``) so that no tile is in
+    both the training and the evaluation part: the same tile at another
+    exposure is a near-duplicate, and a random split by image scores how well
+    a model recognises tiles it has seen.
+
+    Examples
+    --------
+    >>> from tlhelpers.data.catalog import tile_ids
+    >>> tile_ids(["MT_Crack/Imgs/exp1_num_100.jpg", "MT_Crack/Imgs/exp2_num_120.jpg",
+    ...           "MT_Crack/Imgs/exp1_num_9000.jpg", "MT_Free/Imgs/exp3_num_130.jpg"]).tolist()
+    [0, 0, 1, 2]
+    """
+    keys = []
+    for i, path in enumerate(paths):
+        path = Path(path)
+        number = path.stem.partition("_num_")[2]
+        if not number.isdigit():
+            raise ValueError(f"{path.name!r} is not named 'expN_num_<frame>.jpg' as the dataset's files are")
+        keys.append((path.parent.parent.name, int(number), tile_exposure(path), i))
+    ids = np.empty(len(keys), dtype=np.int64)
+    tile, previous = -1, None
+    for folder, number, exposure, i in sorted(keys):
+        if (previous is None or folder != previous[0] or exposure <= previous[2]
+                or number - previous[1] >= max_gap):
+            tile += 1
+        ids[i] = tile
+        previous = (folder, number, exposure)
+    return ids
+
+
 def _magnetic_tiles(root: Path, split: str, transform: Callable | None, *, masks: bool = False,
                     **kwargs) -> ImageFolder | SegmentationDataset:
     # MT_<Class>/Imgs/<name>.jpg with its defect mask <name>.png beside it. By default the JPEGs
     # as a classification set (the masks are skipped quietly; a JPEG that does not decode is still
     # reported). With masks=True, (image, defect mask) pairs: background 0, defect 1, the greyscale
-    # PNG cut at 128; .defect_classes and .exposures give each image's class and exposure.
+    # PNG cut at 128; .defect_classes gives each image's class. Both: .exposures and .tile_ids
+    # (which physical tile: split by it, see tile_ids).
     if masks:
         images = sorted(root.glob("MT_*/Imgs/*.jpg"))
         missing = [p for p in images if not p.with_suffix(".png").is_file()]
@@ -112,10 +159,13 @@ def _magnetic_tiles(root: Path, split: str, transform: Callable | None, *, masks
                                  threshold=128, transforms=transform, **kwargs)
         ds.defect_classes = [p.parent.parent.name.removeprefix("MT_") for p in images]
         ds.exposures = [tile_exposure(p) for p in images]
+        ds.tile_ids = tile_ids(images)
         return ds
     kwargs.setdefault("ignore_extensions", (".png",))
     ds = ImageFolder(root, transform=transform, extensions=(".jpg",), **kwargs)
     ds.classes = [c.removeprefix("MT_") for c in ds.classes]
+    ds.exposures = [tile_exposure(p) for p, _ in ds.samples]
+    ds.tile_ids = tile_ids([p for p, _ in ds.samples])
     return ds
 
 

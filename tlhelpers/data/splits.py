@@ -59,18 +59,26 @@ def few_shot_subset(dataset: Dataset, k: int | None, *, seed: int = 0) -> Subset
 
 
 def split_indices(targets: Sequence[int], *, val_fraction: float = 0.2, seed: int = 0,
-                  stratify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                  stratify: bool = True, groups: Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/validation split of indices, stratified by class by default.
 
     Each class keeps (about) the same share in both parts; the same
     ``seed`` gives the same split. Both index arrays are sorted.
 
+    ``groups`` (one id per example) keeps every group whole, in one part or
+    the other: pass it when several examples show the same thing (one
+    patient, one tile at several exposures, one field), or the validation
+    part holds near-copies of training examples and flatters every score.
+    Whole groups are then drawn, class by class (a group counts for its most
+    common class), until the class's share of validation examples is as
+    close to ``val_fraction`` as whole groups allow.
+
     Raises
     ------
     ValueError
         ``val_fraction`` outside (0, 1), or (stratified) a class with fewer than
-        two examples, or a validation part too small to hold every class
-        (the counts per class are listed).
+        two examples (two groups, with ``groups``), or a validation part too
+        small to hold every class (the counts per class are listed).
 
     Examples
     --------
@@ -78,12 +86,18 @@ def split_indices(targets: Sequence[int], *, val_fraction: float = 0.2, seed: in
     >>> tr, va = split_indices([0] * 10 + [1] * 10, val_fraction=0.2)
     >>> len(tr), len(va)
     (16, 4)
+    >>> tr, va = split_indices([0] * 6 + [1] * 6, groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5],
+    ...                        val_fraction=1 / 3)
+    >>> len(va), all(va[::2] + 1 == va[1::2])   # two whole pairs, one per class
+    (4, True)
     """
     from sklearn.model_selection import train_test_split
 
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
     targets = np.asarray(targets)
+    if groups is not None:
+        return _split_groups(targets, np.asarray(groups), val_fraction, seed, stratify)
     idx = np.arange(len(targets))
     if stratify:
         classes, counts = np.unique(targets, return_counts=True)
@@ -97,6 +111,35 @@ def split_indices(targets: Sequence[int], *, val_fraction: float = 0.2, seed: in
     tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed,
                               stratify=targets if stratify else None)
     return np.sort(tr), np.sort(va)
+
+
+def _split_groups(targets: np.ndarray, groups: np.ndarray, val_fraction: float, seed: int,
+                  stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    if groups.shape != targets.shape:
+        raise ValueError(f"groups has shape {groups.shape} but targets {targets.shape}: one group id per example")
+    group_names, group_of = np.unique(groups, return_inverse=True)
+    class_names, class_of = np.unique(targets, return_inverse=True)
+    # each group counts for its most common class
+    counts = np.zeros((len(group_names), len(class_names)), dtype=np.int64)
+    np.add.at(counts, (group_of, class_of), 1)
+    label = counts.argmax(1) if stratify else np.zeros(len(group_names), dtype=np.int64)
+    size = counts.sum(1)
+    rng = np.random.default_rng(seed)
+    val_groups = []
+    for c in np.unique(label):
+        members = rng.permutation(np.flatnonzero(label == c))
+        if len(members) < 2:
+            what = f"class {class_names[c].item()!r}" if stratify else "the data"
+            per_class = {class_names[k].item(): int((label == k).sum()) for k in np.unique(label)}
+            raise ValueError(f"cannot split: {what} has {len(members)} group(s), and a group cannot be in both "
+                             f"parts (groups per class: {per_class}); pass stratify=False or collect more groups")
+        cumulative = np.cumsum(size[members])
+        goal = val_fraction * cumulative[-1]
+        # the prefix of whole groups closest to the goal, at least one group, never all of them
+        take = int(np.clip(np.argmin(np.abs(cumulative - goal)) + 1, 1, len(members) - 1))
+        val_groups.append(members[:take])
+    in_val = np.isin(group_of, np.concatenate(val_groups))
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
 
 
 def split_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0,
