@@ -463,3 +463,14 @@ def test_segmentation_model_refuses_other_libraries_and_missing_strides():
         models.segmentation_model("vgg16", 2, pretrained=False)
     with pytest.raises(ValueError, match=r"strides \[2, 4, 8, 16, 32\], not \[64\]"):
         models.segmentation_model("efficientnet_lite0", 2, pretrained=False, strides=(8, 64))
+
+
+def test_count_macs_leaves_batchnorm_statistics_and_the_mode_alone():
+    # a model in training mode: counting must not update BatchNorm's running statistics
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout())
+    net[2].eval()   # one sub-module in another mode than its parent
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    macs = models.count_macs(net, torch.randn(2, 3, 8, 8))
+    assert macs > 0
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert net.training and net[1].training and not net[2].training

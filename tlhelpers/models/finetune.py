@@ -146,6 +146,9 @@ def count_macs(model: nn.Module | Callable, inputs: torch.Tensor | tuple[int, ..
     off during the count (it hides the projections inside one fused call),
     and CPU attention kernels are counted like their GPU twins. Cost does not
     depend on the weights, so a randomly initialised model gives the same count.
+    A module is run in eval mode and its mode restored afterwards, so counting
+    never moves BatchNorm's running statistics (a callable that wraps a module
+    is run as it is: put that module in eval mode yourself).
 
     Parameters
     ----------
@@ -171,12 +174,17 @@ def count_macs(model: nn.Module | Callable, inputs: torch.Tensor | tuple[int, ..
     x = inputs if isinstance(inputs, torch.Tensor) else torch.zeros(*inputs, device=params[0].device if params else None)
     extra = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
     was = torch.backends.mha.get_fastpath_enabled()
+    modes = {m: m.training for m in model.modules()} if isinstance(model, nn.Module) else {}
     torch.backends.mha.set_fastpath_enabled(False)
     try:
+        if isinstance(model, nn.Module):
+            model.eval()
         with FlopCounterMode(display=False, custom_mapping=extra) as counter, torch.no_grad():
             model(x)
     finally:
         torch.backends.mha.set_fastpath_enabled(was)
+        for m, training in modes.items():
+            m.training = training
     return counter.get_total_flops() // 2
 
 
