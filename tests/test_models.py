@@ -474,3 +474,14 @@ def test_count_macs_leaves_batchnorm_statistics_and_the_mode_alone():
     assert macs > 0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert net.training and net[1].training and not net[2].training
+
+
+def test_transforms_without_crop_keep_the_edges_of_the_image():
+    from PIL import Image
+    img = Image.new("RGB", (200, 300), (0, 0, 0))
+    img.paste((255, 0, 0), (0, 0, 200, 20))    # a red band along the top edge
+    cropped = models.transforms("efficientnet_lite0")(img)
+    whole = models.transforms("efficientnet_lite0", crop=False)(img)
+    assert cropped.shape == whole.shape == (3, 224, 224)
+    red = lambda t: float((t[0] > 0.5).float().mean())
+    assert red(cropped) == 0 and 0.04 < red(whole) < 0.09   # the crop cut the band away

@@ -392,8 +392,8 @@ def preprocessing(name: str) -> dict:
             "std": tuple(t.std), "interpolation": t.interpolation.value}
 
 
-def transforms(name: str, *, train: bool = False,
-               input_size: int | None = None) -> Callable[[Any], torch.Tensor]:
+def transforms(name: str, *, train: bool = False, input_size: int | None = None,
+               crop: bool = True) -> Callable[[Any], torch.Tensor]:
     """torchvision transforms matching the model's pretraining (augmenting when ``train``).
 
     Parameters
@@ -404,6 +404,11 @@ def transforms(name: str, *, train: bool = False,
         Random resized crop and horizontal flip instead of resize + centre crop.
     input_size : int, optional
         Crop size (smaller is faster on a CPU); resize keeps the model's ratio.
+    crop : bool
+        Without ``train``: ``False`` resizes the whole image to a square of the
+        input size instead of cutting out its centre, for images whose edges
+        matter (a defect at the rim of a part), at the price of squashing
+        non-square images.
 
     Examples
     --------
@@ -411,6 +416,8 @@ def transforms(name: str, *, train: bool = False,
     >>> from tlhelpers.models import transforms
     >>> tuple(transforms("resnet18")(Image.new("RGB", (300, 200))).shape)
     (3, 224, 224)
+    >>> tuple(transforms("resnet18", crop=False, input_size=160)(Image.new("RGB", (300, 200))).shape)
+    (3, 160, 160)
     """
     from torchvision import transforms as T
 
@@ -420,8 +427,10 @@ def transforms(name: str, *, train: bool = False,
     interp = T.InterpolationMode(p["interpolation"])
     if train:
         steps = [T.RandomResizedCrop(size, interpolation=interp), T.RandomHorizontalFlip()]
-    else:
+    elif crop:
         steps = [T.Resize(resize, interpolation=interp), T.CenterCrop(size)]
+    else:
+        steps = [T.Resize((size, size), interpolation=interp)]
     return T.Compose([*steps, T.ToTensor(), T.Normalize(p["mean"], p["std"])])
 
 
