@@ -108,9 +108,13 @@ def tile_ids(paths: Sequence[str | Path], *, max_gap: int = 500) -> np.ndarray:
     exposures of one tile lie a few dozen frames apart; different tiles,
     hundreds to thousands). On the full dataset this gives 246 tiles
     (Blowhole 22, Break 16, Crack 12, Fray 7, Free 172, Uneven 17), most with
-    six images. The rule is inferred from the names and checked by eye, not
-    documented by the authors: it may split one tile in two (too strict for
-    a split, never leaky) but joins two tiles only if their frames interleave.
+    six images. The rule is inferred from the names and checked by eye on a
+    few tiles, not documented by the authors. Joining two tiles into one id
+    would be harmless for a split (it only keeps more photos together);
+    cutting one tile in two would let its photos straddle a split. 34 of the
+    246 ids hold fewer than five photos, and some of them may be such halves
+    (a larger ``max_gap`` joins 3 of them at 2000 frames): the rule removes
+    most of the leak, perhaps not all of it.
 
     Use the ids as ``groups`` when splitting (:func:`split_indices`,
     ``sklearn.model_selection.StratifiedGroupKFold``) so that no tile is in
