@@ -162,14 +162,13 @@ def _magnetic_tiles(root: Path, split: str, transform: Callable | None, *, masks
         ds = SegmentationDataset(images, [p.with_suffix(".png") for p in images], ["background", "defect"],
                                  threshold=128, transforms=transform, **kwargs)
         ds.defect_classes = [p.parent.parent.name.removeprefix("MT_") for p in images]
-        ds.exposures = [tile_exposure(p) for p in images]
-        ds.tile_ids = tile_ids(images)
-        return ds
-    kwargs.setdefault("ignore_extensions", (".png",))
-    ds = ImageFolder(root, transform=transform, extensions=(".jpg",), **kwargs)
-    ds.classes = [c.removeprefix("MT_") for c in ds.classes]
-    ds.exposures = [tile_exposure(p) for p, _ in ds.samples]
-    ds.tile_ids = tile_ids([p for p, _ in ds.samples])
+    else:
+        kwargs.setdefault("ignore_extensions", (".png",))
+        ds = ImageFolder(root, transform=transform, extensions=(".jpg",), **kwargs)
+        ds.classes = [c.removeprefix("MT_") for c in ds.classes]
+        images = [p for p, _ in ds.samples]
+    ds.exposures = [tile_exposure(p) for p in images]
+    ds.tile_ids = tile_ids(images)
     return ds
 
 
