@@ -198,3 +198,36 @@ def test_operating_point_counts_flags_at_the_threshold_and_refuses_one_class():
                                                    "accuracy": 6 / 9}
     with pytest.raises(ValueError, match="both classes"):
         operating_point([1, 1], [0.2, 0.9])
+
+
+def test_cluster_bootstrap_widens_the_interval_when_examples_repeat():
+    """Five photos of each of 60 tiles are not 300 independent test examples: resampling whole
+    tiles gives about the interval of 60 examples, resampling photos one that is far too narrow."""
+    rng = np.random.default_rng(0)
+    right = rng.random(60) < 0.7                      # one verdict per tile...
+    y = np.zeros(300, dtype=int)
+    pred = np.where(np.repeat(right, 5), 0, 1)        # ...shared by its five photos
+    tiles = np.repeat(np.arange(60), 5)
+    _, lo_img, hi_img = E.bootstrap_ci(E.accuracy, y, pred, n_resamples=500)
+    value, lo, hi = E.bootstrap_ci(E.accuracy, y, pred, n_resamples=500, groups=tiles)
+    _, lo_60, hi_60 = E.bootstrap_ci(E.accuracy, y[::5], pred[::5], n_resamples=500)
+    assert lo < value < hi
+    assert hi - lo > 1.8 * (hi_img - lo_img)
+    assert abs((hi - lo) - (hi_60 - lo_60)) < 0.05
+    # one example per group is the ordinary bootstrap, draw for draw
+    assert E.bootstrap_ci(E.accuracy, y, pred, n_resamples=200, groups=np.arange(300)) == \
+        E.bootstrap_ci(E.accuracy, y, pred, n_resamples=200)
+    d, lo_d, hi_d = E.paired_bootstrap(E.accuracy, y, pred, np.zeros(300), n_resamples=300, groups=tiles)
+    _, lo_di, hi_di = E.paired_bootstrap(E.accuracy, y, pred, np.zeros(300), n_resamples=300)
+    assert hi_d - lo_d > 1.8 * (hi_di - lo_di)
+    runs = np.stack([pred, pred])
+    _, lo_r, hi_r = E.paired_bootstrap_runs(E.accuracy, y, runs, np.zeros((2, 300)), n_resamples=300,
+                                            groups=tiles)
+    assert hi_r - lo_r > 1.8 * (hi_di - lo_di)
+
+
+@pytest.mark.parametrize("groups, match", [(np.arange(10), "one id per test example"),
+                                           (np.zeros(20), "single group")])
+def test_cluster_bootstrap_rejects_bad_groups(groups, match):
+    with pytest.raises(ValueError, match=match):
+        E.bootstrap_ci(E.accuracy, np.zeros(20, dtype=int), np.zeros(20, dtype=int), groups=groups)

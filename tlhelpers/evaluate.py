@@ -316,24 +316,59 @@ def proportion_ci(successes: int, total: int, *, confidence: float = 0.95) -> tu
     return float(ci.low), float(ci.high)
 
 
-def _resample(statistic: Callable, n: int, n_resamples: int, confidence: float, seed: int
-              ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic(indices)`` over examples drawn with replacement."""
+def _members(groups, n: int) -> list[np.ndarray] | None:
+    """Indices of each group's examples (``None`` when ``groups`` is None), checked against ``n``."""
+    if groups is None:
+        return None
+    g = _np(groups)
+    if g.ndim != 1 or len(g) != n:
+        raise ValueError(f"groups must hold one id per test example ({n}), got shape {g.shape}")
+    _, inverse = np.unique(g, return_inverse=True)
+    if inverse.max(initial=0) < 1:
+        raise ValueError("groups holds a single group: a bootstrap over groups needs at least two")
+    order = np.argsort(inverse, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+
+
+def _draw(rng: np.random.Generator, n: int, members: list[np.ndarray] | None) -> np.ndarray:
+    """One bootstrap resample: n examples with replacement, or as many whole groups."""
+    if members is None:
+        return rng.integers(0, n, n)
+    return np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+
+
+def _resample(statistic: Callable, n: int, n_resamples: int, confidence: float, seed: int,
+              groups=None) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(indices)`` over examples (or whole groups) drawn
+    with replacement."""
     from scipy import stats
 
-    res = stats.bootstrap((np.arange(n),), statistic, vectorized=False, n_resamples=n_resamples,
-                          confidence_level=confidence, method="percentile", random_state=seed)
+    members = _members(groups, n)
+    if members is None:
+        res = stats.bootstrap((np.arange(n),), statistic, vectorized=False, n_resamples=n_resamples,
+                              confidence_level=confidence, method="percentile", random_state=seed)
+    else:
+        res = stats.bootstrap((np.arange(len(members)),),
+                              lambda k: statistic(np.concatenate([members[j] for j in k])),
+                              vectorized=False, n_resamples=n_resamples, confidence_level=confidence,
+                              method="percentile", random_state=seed)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def bootstrap_ci(metric: Callable, y_true, y_pred, *, n_resamples: int = 2000, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
+                 seed: int = 0, groups=None) -> tuple[float, float, float]:
     """A metric on the test set with a percentile bootstrap interval: ``(value, low, high)``.
 
     Test examples are resampled with replacement; ``metric(y_true, y_pred)``
     is recomputed on each resample (``y_pred`` may be labels or probabilities).
     The interval says how much the number would move on another test set of
     the same size from the same source; it says nothing about other sources.
+
+    ``groups`` (one id per test example: the tile, patient or field each
+    example shows) resamples whole groups instead of examples: the cluster
+    bootstrap. Pass it when several test examples show the same thing; they
+    are not independent, and resampling them one by one gives an interval
+    that is too narrow.
 
     Examples
     --------
@@ -343,18 +378,18 @@ def bootstrap_ci(metric: Callable, y_true, y_pred, *, n_resamples: int = 2000, c
     (0.8, True)
     """
     yt, yp = _labels_and(y_true, y_pred, "y_pred")
-    lo, hi = _resample(lambda i: metric(yt[i], yp[i]), len(yt), n_resamples, confidence, seed)
+    lo, hi = _resample(lambda i: metric(yt[i], yp[i]), len(yt), n_resamples, confidence, seed, groups)
     return float(metric(yt, yp)), lo, hi
 
 
 def paired_bootstrap(metric: Callable, y_true, pred_a, pred_b, *, n_resamples: int = 2000,
-                     confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+                     confidence: float = 0.95, seed: int = 0, groups=None) -> tuple[float, float, float]:
     """``metric(A) - metric(B)`` on the same test examples, with a paired bootstrap interval.
 
     Both models are scored on the *same* resampled examples each time, so the
     interval reflects how differently they do on the examples, not how hard
     the test set happens to be. An interval excluding 0 supports "A differs
-    from B" at that confidence.
+    from B" at that confidence. ``groups``: as in :func:`bootstrap_ci`.
 
     Examples
     --------
@@ -367,12 +402,12 @@ def paired_bootstrap(metric: Callable, y_true, pred_a, pred_b, *, n_resamples: i
     yt, a = _labels_and(y_true, pred_a, "pred_a")
     _, b = _labels_and(y_true, pred_b, "pred_b")
     lo, hi = _resample(lambda i: metric(yt[i], a[i]) - metric(yt[i], b[i]), len(yt), n_resamples,
-                       confidence, seed)
+                       confidence, seed, groups)
     return float(metric(yt, a) - metric(yt, b)), lo, hi
 
 
 def paired_bootstrap_runs(metric: Callable, y_true, preds_a, preds_b, *, n_resamples: int = 2000,
-                          confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+                          confidence: float = 0.95, seed: int = 0, groups=None) -> tuple[float, float, float]:
     """Mean of ``metric(A) - metric(B)`` over paired runs, with a two-level bootstrap interval.
 
     ``preds_a[r]`` and ``preds_b[r]`` are the test predictions of run ``r``
@@ -396,6 +431,9 @@ def paired_bootstrap_runs(metric: Callable, y_true, preds_a, preds_b, *, n_resam
         ``(runs, n, classes)``, or per-image confusion matrices
         ``(runs, n, C, C)`` from :func:`pixel_confusion` for a segmentation
         metric such as ``lambda _, c: np.nanmean(iou(c))`` (images resampled).
+    groups : array of shape (n,), optional
+        One id per test example; whole groups are resampled instead of
+        examples, as in :func:`bootstrap_ci`.
 
     Returns
     -------
@@ -424,10 +462,11 @@ def paired_bootstrap_runs(metric: Callable, y_true, preds_a, preds_b, *, n_resam
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
     runs, n = a.shape[0], len(yt)
+    members = _members(groups, n)
     rng = np.random.default_rng(seed)
     stats = np.empty(n_resamples)
     for k in range(n_resamples):
-        i = rng.integers(0, n, n)
+        i = _draw(rng, n, members)
         per_run = np.array([metric(yt[i], a[r][i]) - metric(yt[i], b[r][i]) for r in range(runs)])
         stats[k] = per_run[rng.integers(0, runs, runs)].mean()
     tail = 100 * (1 - confidence) / 2
