@@ -111,10 +111,17 @@ def tile_ids(paths: Sequence[str | Path], *, max_gap: int = 500) -> np.ndarray:
     six images. The rule is inferred from the names and checked by eye on a
     few tiles, not documented by the authors. Joining two tiles into one id
     would be harmless for a split (it only keeps more photos together);
-    cutting one tile in two would let its photos straddle a split. 34 of the
-    246 ids hold fewer than five photos, and some of them may be such halves
-    (a larger ``max_gap`` joins 3 of them at 2000 frames): the rule removes
-    most of the leak, perhaps not all of it.
+    cutting one tile in two would let its photos straddle a split.
+
+    **Known limits (checked by eye).** All 34 ids with fewer than five photos
+    are pieces of a tile that has photos under another id: halves of one
+    exposure sequence, re-shoots that repeat an exposure, two tiles shot
+    alternately, and sequences whose photos the dataset files under *different
+    classes* (the frame counter is shared by all class folders). 15 such
+    groups of ids hold 128 photos. With a split by these ids the leak is
+    small, not zero: on Chapter 9's split, 29 of the 329 test photos show a
+    tile that also has photos in training or validation. No simple rule
+    found so far unites all 15 groups without merging many distinct tiles.
 
     Use the ids as ``groups`` when splitting (:func:`split_indices`,
     ``sklearn.model_selection.StratifiedGroupKFold``) so that no tile is in
