@@ -3,6 +3,7 @@
 Counting metrics (accuracy, precision, recall, F1, confusion matrix; per pixel
 for segmentation: :func:`pixel_confusion`, :func:`iou`),
 uncertainty on one test set (:func:`bootstrap_ci`, :func:`paired_bootstrap`,
+resampling examples or, with ``groups=``, whole groups of them;
 :func:`mcnemar`, :func:`proportion_ci`) and over repeated runs
 (:func:`paired_bootstrap_runs`), decision thresholds
 (:func:`threshold_for_recall`, :func:`operating_point`) and calibration
