@@ -345,14 +345,11 @@ def _resample(statistic: Callable, n: int, n_resamples: int, confidence: float, 
     from scipy import stats
 
     members = _members(groups, n)
-    if members is None:
-        res = stats.bootstrap((np.arange(n),), statistic, vectorized=False, n_resamples=n_resamples,
-                              confidence_level=confidence, method="percentile", random_state=seed)
-    else:
-        res = stats.bootstrap((np.arange(len(members)),),
-                              lambda k: statistic(np.concatenate([members[j] for j in k])),
-                              vectorized=False, n_resamples=n_resamples, confidence_level=confidence,
-                              method="percentile", random_state=seed)
+    if members is not None:   # resample group numbers; the statistic sees their examples
+        n, per_example = len(members), statistic
+        statistic = lambda k: per_example(np.concatenate([members[j] for j in k]))  # noqa: E731
+    res = stats.bootstrap((np.arange(n),), statistic, vectorized=False, n_resamples=n_resamples,
+                          confidence_level=confidence, method="percentile", random_state=seed)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
