@@ -1,6 +1,7 @@
 """Uncertainty, thresholds and calibration helpers in tlhelpers.evaluate: known answers and bad input."""
 import numpy as np
 import pytest
+import torch
 from scipy.special import softmax
 from sklearn import metrics as skm
 
@@ -231,3 +232,57 @@ def test_cluster_bootstrap_widens_the_interval_when_examples_repeat():
 def test_cluster_bootstrap_rejects_bad_groups(groups, match):
     with pytest.raises(ValueError, match=match):
         E.bootstrap_ci(E.accuracy, np.zeros(20, dtype=int), np.zeros(20, dtype=int), groups=groups)
+
+
+def _boxes(rows):
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 4)
+
+
+def test_detection_matches_follow_coco_and_average_precision_equals_torchmetrics():
+    # image 0: two raccoons, found once well, once too loosely (IoU < 0.5), plus a duplicate of the first;
+    # image 1: one raccoon found; image 2: no raccoon, one false alarm; image 3: a raccoon never found
+    targets = [
+        {"boxes": _boxes([[0, 0, 10, 10], [20, 20, 40, 40]]), "labels": torch.tensor([1, 1])},
+        {"boxes": _boxes([[5, 5, 25, 25]]), "labels": torch.tensor([1])},
+        {"boxes": _boxes([]), "labels": torch.tensor([], dtype=torch.int64)},
+        {"boxes": _boxes([[0, 0, 30, 30]]), "labels": torch.tensor([1])},
+    ]
+    preds = [
+        {"boxes": _boxes([[0, 0, 10, 11], [0, 0, 10, 10], [20, 20, 60, 60]]),
+         "scores": torch.tensor([0.9, 0.6, 0.8]), "labels": torch.tensor([1, 1, 1])},
+        {"boxes": _boxes([[5, 5, 24, 25]]), "scores": torch.tensor([0.7]), "labels": torch.tensor([1])},
+        {"boxes": _boxes([[50, 50, 70, 70]]), "scores": torch.tensor([0.85]), "labels": torch.tensor([1])},
+        {"boxes": _boxes([]), "scores": torch.tensor([]), "labels": torch.tensor([], dtype=torch.int64)},
+    ]
+    counts, m = E.detection_matches(preds, targets, max_detections=5)
+    assert counts.tolist() == [2, 1, 0, 1] and m.shape == (4, 5, 2)
+    # best first: 0.9 takes the first box, 0.8 overlaps the second by 0.25 only, 0.6 finds the first taken
+    assert m[0, :3].tolist() == [[pytest.approx(0.9), 1.0], [pytest.approx(0.8), 0.0], [pytest.approx(0.6), 0.0]]
+    assert m[2, 0, 1] == 0 and np.isnan(m[3]).all()
+    # by hand: sorted 0.9 TP, 0.85 FP, 0.8 FP, 0.7 TP, 0.6 FP over 4 boxes; the envelope is 1 up to
+    # recall 0.25 and 0.5 up to recall 0.5, and recall never passes 0.5
+    ap = E.average_precision(counts, m)
+    assert ap == pytest.approx((26 * 1.0 + 25 * 0.5) / 101)
+    tm = pytest.importorskip("torchmetrics.detection")
+    metric = tm.MeanAveragePrecision(iou_type="bbox")
+    metric.update(preds, targets)
+    assert ap == pytest.approx(float(metric.compute()["map_50"]), abs=1e-6)
+    # a stricter match can only lose true positives
+    _, strict = E.detection_matches(preds, targets, iou_threshold=0.95, max_detections=5)
+    assert E.average_precision(counts, strict) <= ap
+    # resampling images works through the bootstrap helpers
+    value, low, high = E.bootstrap_ci(E.average_precision, counts, m, n_resamples=50)
+    assert value == ap and 0 <= low <= high <= 1
+
+
+def test_detection_matches_refuse_mismatched_lists_and_empty_ground_truth_is_nan():
+    one = [{"boxes": _boxes([[0, 0, 5, 5]]), "labels": torch.tensor([1])}]
+    with pytest.raises(ValueError, match="2 predictions for 1 targets"):
+        E.detection_matches(one * 2, one)
+    none = [{"boxes": _boxes([]), "labels": torch.tensor([], dtype=torch.int64)}]
+    pred = [{"boxes": _boxes([[0, 0, 5, 5]]), "scores": torch.tensor([0.5]), "labels": torch.tensor([1])}]
+    counts, m = E.detection_matches(pred, none)
+    assert np.isnan(E.average_precision(counts, m))
+    counts, m = E.detection_matches([{**pred[0], "boxes": _boxes([]), "scores": torch.tensor([]),
+                                             "labels": torch.tensor([], dtype=torch.int64)}], one)
+    assert E.average_precision(counts, m) == 0.0

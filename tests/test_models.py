@@ -485,3 +485,44 @@ def test_transforms_without_crop_keep_the_edges_of_the_image():
     assert cropped.shape == whole.shape == (3, 224, 224)
     red = lambda t: float((t[0] > 0.5).float().mean())
     assert red(cropped) == 0 and 0.04 < red(whole) < 0.09   # the crop cut the band away
+
+
+def test_detection_model_keeps_the_pretrained_body_seeds_the_rest_and_trains():
+    if models.weights_path("efficientnet_lite0") is None:
+        pytest.skip("EfficientNet-Lite0 weights are not installed")
+    det = models.detection_model("efficientnet_lite0", 1, seed=0, image_size=96)
+    classifier = models.create_model("efficientnet_lite0")
+    assert torch.equal(det.backbone.body.conv_stem.weight, classifier.conv_stem.weight)
+    again = models.detection_model("efficientnet_lite0", 1, seed=0, image_size=96)
+    other = models.detection_model("efficientnet_lite0", 1, seed=1, image_size=96)
+    head = lambda d: d.roi_heads.box_predictor.cls_score.weight   # noqa: E731
+    assert torch.equal(head(det), head(again)) and not torch.equal(head(det), head(other))
+    assert det.roi_heads.box_predictor.cls_score.out_features == 2   # background + one class
+    images = [torch.rand(3, 96, 96), torch.rand(3, 96, 96)]
+    targets = [{"boxes": torch.tensor([[10.0, 10, 60, 70]]), "labels": torch.tensor([1])}] * 2
+    losses = det.train()(images, targets)
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    # the cached path runs the same detector: same boxes as the full model on images at its input size
+    det.eval()
+    prep = models.preprocessing("efficientnet_lite0")
+    norm = torch.stack([(x - torch.tensor(prep["mean"]).view(3, 1, 1)) / torch.tensor(prep["std"]).view(3, 1, 1)
+                        for x in images])
+    with torch.no_grad():
+        direct = det(images)
+        cached, _ = models.detect_from_features(det, det.backbone.body_features(norm), (96, 96))
+    for a, b in zip(direct, cached):
+        assert torch.allclose(a["boxes"], b["boxes"], atol=1e-4) and torch.allclose(a["scores"], b["scores"])
+
+
+def test_detection_model_refuses_no_classes_other_libraries_and_training_without_targets():
+    with pytest.raises(ValueError, match="without the background; got 0"):
+        models.detection_model("efficientnet_lite0", 0, pretrained=False)
+    with pytest.raises(ValueError, match="detection_model needs a timm encoder.*'resnet18'"):
+        models.detection_model("resnet18", 1, pretrained=False)
+    det = models.detection_model("efficientnet_lite0", 1, pretrained=False, seed=0, image_size=64)
+    feats = det.backbone.body_features(torch.zeros(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="needs targets"):
+        models.detect_from_features(det.train(), feats, (64, 64))
+    one = [{"boxes": torch.tensor([[1.0, 1, 9, 9]]), "labels": torch.tensor([1])}]
+    with pytest.raises(ValueError, match="1 targets for a batch of 2"):
+        models.detect_from_features(det.train(), feats, (64, 64), targets=one)

@@ -1,7 +1,8 @@
 """Metrics in one place, on scikit-learn and SciPy.
 
 Counting metrics (accuracy, precision, recall, F1, confusion matrix; per pixel
-for segmentation: :func:`pixel_confusion`, :func:`iou`),
+for segmentation: :func:`pixel_confusion`, :func:`iou`; for detection:
+:func:`detection_matches`, :func:`average_precision`),
 uncertainty on one test set (:func:`bootstrap_ci`, :func:`paired_bootstrap`,
 resampling examples or, with ``groups=``, whole groups of them;
 :func:`mcnemar`, :func:`proportion_ci`) and over repeated runs
@@ -241,6 +242,93 @@ def iou(confusion) -> np.ndarray:
     union = c.sum(0) + c.sum(1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, tp / union, np.nan)
+
+
+def detection_matches(predictions: Sequence[dict], targets: Sequence[dict], *, label: int = 1,
+                      iou_threshold: float = 0.5, max_detections: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's detections of one class, marked true or false positive: ``(gt_counts, matches)``.
+
+    The matching is COCO's (the one ``pycocotools`` and ``torchmetrics`` use):
+    an image's ``max_detections`` highest-scoring detections, best first, each
+    take the not yet matched ground-truth box they overlap most, if that
+    intersection-over-union reaches ``iou_threshold``; the rest are false
+    positives.
+
+    Parameters
+    ----------
+    predictions : list of dict
+        Per image, torchvision's ``{"boxes": (k, 4) xyxy, "scores": (k,), "labels": (k,)}``.
+    targets : list of dict
+        Per image, ``{"boxes": (m, 4) xyxy, "labels": (m,)}``.
+
+    Returns
+    -------
+    gt_counts : array of shape (images,)
+        Ground-truth boxes of ``label`` per image.
+    matches : array of shape (images, max_detections, 2)
+        ``[score, 1 if a true positive else 0]`` per detection, padded with NaN.
+        Per-image arrays, so :func:`paired_bootstrap_runs` can resample images
+        with ``metric=average_precision``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tlhelpers.evaluate import average_precision, detection_matches
+    >>> gt = [{"boxes": torch.tensor([[0., 0, 10, 10]]), "labels": torch.tensor([1])}]
+    >>> pred = [{"boxes": torch.tensor([[0., 0, 10, 9], [20, 20, 30, 30]]),
+    ...          "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 1])}]
+    >>> counts, m = detection_matches(pred, gt, max_detections=3)
+    >>> counts.tolist(), m[0, :, 1].tolist(), average_precision(counts, m)
+    ([1], [1.0, 0.0, nan], 1.0)
+    """
+    from torchvision.ops import box_iou
+
+    if len(predictions) != len(targets):
+        raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets; pass one of each per image")
+    counts = np.zeros(len(targets), dtype=int)
+    matches = np.full((len(targets), max_detections, 2), np.nan)
+    for i, (pred, target) in enumerate(zip(predictions, targets)):
+        gt = torch.as_tensor(target["boxes"]).reshape(-1, 4)[torch.as_tensor(target["labels"]).reshape(-1) == label]
+        keep = torch.as_tensor(pred["labels"]).reshape(-1) == label
+        boxes = torch.as_tensor(pred["boxes"]).reshape(-1, 4)[keep].float()
+        scores = torch.as_tensor(pred["scores"]).reshape(-1)[keep].float()
+        order = torch.argsort(scores, descending=True, stable=True)[:max_detections]
+        counts[i] = len(gt)
+        ious = box_iou(boxes[order], gt.float()) if len(gt) else torch.zeros(len(order), 0)
+        taken = torch.zeros(len(gt), dtype=torch.bool)
+        for j in range(len(order)):
+            free = ious[j].masked_fill(taken, -1.0)
+            best = int(free.argmax()) if len(gt) else -1
+            hit = best >= 0 and float(free[best]) >= iou_threshold
+            if hit:
+                taken[best] = True
+            matches[i, j] = float(scores[order[j]]), float(hit)
+    return counts, matches
+
+
+def average_precision(gt_counts, matches) -> float:
+    """Average precision, COCO style, from :func:`detection_matches` (101 recall points).
+
+    Precision is made non-increasing in recall, read at recall 0, 0.01, ..., 1,
+    and averaged (0 where a recall is never reached); with the matches at IoU
+    0.5 this is COCO's AP50 ("mAP@0.5" for one class). NaN when there is no
+    ground-truth box.
+    """
+    counts = np.asarray(gt_counts).reshape(-1)
+    m = np.asarray(matches, dtype=float).reshape(-1, 2)
+    m = m[~np.isnan(m[:, 0])]
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    if len(m) == 0:
+        return 0.0
+    order = np.argsort(-m[:, 0], kind="mergesort")
+    tp = np.cumsum(m[order, 1])
+    recall = tp / total
+    precision = tp / np.arange(1, len(tp) + 1)
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    at = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    return float(np.where(at < len(precision), precision[np.minimum(at, len(precision) - 1)], 0.0).mean())
 
 
 def mean_std(values: Sequence[float], *, digits: int = 3) -> str:

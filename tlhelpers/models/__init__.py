@@ -23,6 +23,8 @@ networks (timm, torchvision) and text models (Hugging Face ``transformers``,
   :class:`WordVectors` (neighbours, analogies, averaged text features);
 - :mod:`~tlhelpers.models.segmentation` -- :func:`segmentation_model`, a pretrained
   classifier's feature maps with a light FPN decoder (:class:`FPNSegmenter`);
+- :mod:`~tlhelpers.models.detection` -- :func:`detection_model`, torchvision's Faster R-CNN
+  on those feature maps with an FPN; :func:`detect_from_features` for a frozen, cached body;
 - :mod:`~tlhelpers.models.small` -- :func:`small_cnn`, the from-scratch baseline.
 
 Examples
@@ -38,15 +40,16 @@ from .anatomy import (ANATOMIES, Anatomy, anatomy, check_num_classes, head, laye
 from .finetune import count_macs, count_parameters, freeze, head_from_probe, param_groups, set_batchnorm_eval
 from .registry import (ModelNotAvailableError, ModelSpec, _tv_weights, create_model, create_tokenizer,
                        list_models, model_spec, preprocessing, transforms, weights_path)
-from .segmentation import FPNSegmenter, segmentation_model
+from .detection import LiteFPNBackbone, detect_from_features, detection_model
+from .segmentation import FPNSegmenter, segmentation_model, timm_encoder
 from .small import small_cnn
 from .weights import WeightsMismatchError
 from .word_vectors import WordVectors, load_glove
 
 __all__ = [
     "ANATOMIES", "Anatomy", "ModelNotAvailableError", "ModelSpec", "WeightsMismatchError", "WordVectors", "anatomy",
-    "check_num_classes", "count_macs", "count_parameters", "create_model", "create_tokenizer", "freeze", "head",
+    "check_num_classes", "count_macs", "count_parameters", "create_model", "create_tokenizer", "detect_from_features", "detection_model", "freeze", "head",
     "head_from_probe", "layer_groups", "list_models", "load_glove", "model_spec", "num_outputs", "param_groups",
-    "FPNSegmenter", "preprocessing", "replace_head", "segmentation_model", "set_batchnorm_eval", "small_cnn", "split_at", "transfer_blocks",
+    "FPNSegmenter", "LiteFPNBackbone", "preprocessing", "replace_head", "segmentation_model", "set_batchnorm_eval", "small_cnn", "split_at", "timm_encoder", "transfer_blocks",
     "transforms", "weights_path",
 ]

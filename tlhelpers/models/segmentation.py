@@ -114,6 +114,21 @@ def segmentation_model(name: str, num_classes: int, *, pretrained: bool = True, 
     ...
     ValueError: segmentation_model needs a timm encoder (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2); 'resnet18' is a torchvision model
     """
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        encoder, channels = timm_encoder(name, pretrained=pretrained, strides=strides, caller="segmentation_model")
+        return FPNSegmenter(encoder, channels, list(strides), num_classes, width=width)
+
+
+def timm_encoder(name: str, *, pretrained: bool, strides: tuple[int, ...],
+                 caller: str = "timm_encoder") -> tuple[nn.Module, list[int]]:
+    """A registered timm classifier's feature maps at ``strides`` (finest first), and their channels.
+
+    The classifier head is dropped (timm's ``FeatureListNet``); with
+    ``pretrained=True`` the weights are the registered, checksummed ImageNet
+    weights. Random weights come from the global random state.
+    """
     from timm.models import FeatureListNet
 
     spec = model_spec(name)
@@ -121,18 +136,14 @@ def segmentation_model(name: str, num_classes: int, *, pretrained: bool = True, 
         from .registry import _REGISTRY
 
         timm_names = ", ".join(n for n, s in _REGISTRY.items() if s.library == "timm")
-        raise ValueError(f"segmentation_model needs a timm encoder ({timm_names}); "
+        raise ValueError(f"{caller} needs a timm encoder ({timm_names}); "
                          f"{name!r} is a {spec.library} model")
-    with torch.random.fork_rng(devices=[], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        classifier = create_model(name, pretrained=pretrained, progress=False)
-        info = classifier.feature_info
-        by_stride = {f["reduction"]: i for i, f in enumerate(info)}   # the last map of each stride
-        missing = [s for s in strides if s not in by_stride]
-        if missing:
-            raise ValueError(f"{name} has feature maps at strides {sorted(by_stride)}, not {missing}")
-        indices = tuple(by_stride[s] for s in strides)
-        encoder = FeatureListNet(classifier, out_indices=indices, flatten_sequential=True)
-        channels = [info[i]["num_chs"] for i in indices]
-        return FPNSegmenter(encoder, channels, list(strides), num_classes, width=width)
+    classifier = create_model(name, pretrained=pretrained, progress=False)
+    info = classifier.feature_info
+    by_stride = {f["reduction"]: i for i, f in enumerate(info)}   # the last map of each stride
+    missing = [s for s in strides if s not in by_stride]
+    if missing:
+        raise ValueError(f"{name} has feature maps at strides {sorted(by_stride)}, not {missing}")
+    indices = tuple(by_stride[s] for s in strides)
+    encoder = FeatureListNet(classifier, out_indices=indices, flatten_sequential=True)
+    return encoder, [info[i]["num_chs"] for i in indices]
