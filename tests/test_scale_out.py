@@ -103,6 +103,10 @@ def test_a_killed_workers_trial_is_retried_not_lost(tmp_path):
         if len(states) >= 2 and states[-1] == optuna.trial.TrialState.RUNNING:
             break
         time.sleep(0.2)
+    # a trial is RUNNING in the database a moment before its worker records the first heartbeat, and a
+    # trial killed in that moment has none, so it can never be found stale: wait until it is under way
+    # (the trial sleeps 2 s)
+    time.sleep(0.5)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     time.sleep(3)   # longer than the grace period (2 heartbeats of 1 s): its trial is now stale
