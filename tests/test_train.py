@@ -202,3 +202,29 @@ def test_fit_reports_pixel_accuracy_for_segmentation_outputs():
     net = torch.nn.Conv2d(1, 2, 1)
     h = fit(net, DataLoader(TensorDataset(x, y), batch_size=4), epochs=30, lr=0.1, progress=False)
     assert h["train_accuracy"].iloc[-1] == 1.0 and h["train_accuracy"].iloc[0] < 1.0
+
+
+def test_mixed_precision_trains_in_bfloat16_keeps_float32_weights_and_follows_the_environment(monkeypatch):
+    from tlhelpers import settings
+
+    tr, va = loaders()
+    model = net()
+    with settings.mixed_precision("cpu", enabled=True):
+        assert model(torch.randn(2, 4)).dtype == torch.bfloat16
+        history = fit(model, tr, va, epochs=30, lr=0.05, seed=0, progress=False)
+    assert history["val_accuracy"].iloc[-1] > 0.8
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    # the variable overrides the hardware check; off means plain float32
+    monkeypatch.setenv("TLHELPERS_MIXED_PRECISION", "0")
+    with settings.mixed_precision("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    monkeypatch.setenv("TLHELPERS_MIXED_PRECISION", "1")
+    with settings.mixed_precision("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    monkeypatch.setenv("TLHELPERS_MIXED_PRECISION", "fast")
+    with pytest.raises(ValueError, match="TLHELPERS_MIXED_PRECISION"):
+        settings.mixed_precision("cpu")
+    monkeypatch.delenv("TLHELPERS_MIXED_PRECISION")
+    assert isinstance(settings.native_bf16("cpu"), bool)
+    with pytest.raises(ValueError, match="meta"):
+        settings.mixed_precision("meta", enabled=True)
