@@ -10,6 +10,9 @@ SUBJECT_WITH_DEFAULT = {
     "fit": {"val_loader"},              # fit(model, train_loader, val_loader)
     "load_dataset": {"split"},          # load_dataset("hymenoptera", "val")
     "get_device": {"device"},
+    "native_bf16": {"device"},          # native_bf16(device), as get_device(device)
+    "bf16_enabled": {"device"},
+    "mixed_precision": {"device"},      # with mixed_precision(device): ...
     "seed_everything": {"seed"},
     "forward": {"targets"},             # batch.forward(model, inputs, targets)
     "show_images": {"labels"},          # show_images(images, labels)
