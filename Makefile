@@ -27,15 +27,13 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Book built: open _build/html/index.html"
 
-# Unit tests, doctests and the book build run on 2 single-threaded workers; so do the
-# notebooks, one kernel per worker, longest-running first (tests/notebook_order.py) and in
-# that order (--no-loadscope-reorder). Single-threaded kernels side by side keep both cores
-# busy through the Python-bound cells too; two multi-threaded kernels would fight over them.
+# Unit tests, doctests and the book build run on 2 single-threaded workers; then the
+# notebooks run one at a time with every core (two multi-threaded kernels side by side
+# on a 2-core machine slow each other down several times over).
 test: $(STAMP) data
 	@rc=0; \
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests tlhelpers -v -rs || rc=1; \
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
-		--nbval-lax --nbval-cell-timeout=900 $$($(BIN)/python tests/notebook_order.py notebooks) -v -rs || rc=1; \
+	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 notebooks -v -rs || rc=1; \
 	exit $$rc
 
 lab: $(STAMP)
