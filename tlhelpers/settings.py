@@ -22,6 +22,7 @@ glance which environment variables change the package's behaviour:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -159,9 +160,9 @@ def mixed_precision(device: str | torch.device | None = None, *, enabled: bool |
     Wrap a training run or a prediction pass in it. Weights, gradients and the
     optimiser's state stay float32; only the products inside the forward pass
     (and their gradients) are computed in bfloat16, about twice as fast as
-    float32 where the hardware has bfloat16 units and 8 bits of mantissa
-    precise. Unlike float16, bfloat16 has float32's range, so no loss scaling
-    is needed. Results differ from float32 in the last digits, like two GPUs do.
+    float32 where the hardware has bfloat16 units. bfloat16 keeps 8 bits of
+    mantissa and float32's range, so unlike float16 it needs no loss scaling.
+    Results differ from float32 in the last digits, as two GPUs' results do.
 
     Parameters
     ----------
@@ -188,8 +189,6 @@ def mixed_precision(device: str | torch.device | None = None, *, enabled: bool |
     ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
     torch.float32
     """
-    import contextlib
-
     dev = get_device(device)
     if not bf16_enabled(dev, enabled=enabled):
         return contextlib.nullcontext()
