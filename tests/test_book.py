@@ -96,7 +96,7 @@ def test_no_page_loads_mathjax_from_a_cdn(html):
         assert not re.search(r"https?://[^\"']*mathjax", page.read_text(), re.I), page.name
 
 
-MATH_PAGES = ["01_understanding_transfer_learning", "08_hyperparameter_search", "09_evaluation", "10_healthcare_pneumonia", "11_agriculture_weeds", "12_manufacturing_tiles", "15_bert_encoder", "16_gpt_decoder"]   # chapters whose prose holds $...$ and $$...$$ math
+MATH_PAGES = ["01_understanding_transfer_learning", "05_fine_tuning", "08_hyperparameter_search", "09_evaluation", "10_healthcare_pneumonia", "11_agriculture_weeds", "12_manufacturing_tiles", "15_bert_encoder", "16_gpt_decoder"]   # chapters whose prose holds $...$ and $$...$$ math
 
 
 @pytest.mark.parametrize("name", MATH_PAGES)
