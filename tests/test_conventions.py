@@ -13,6 +13,7 @@ SUBJECT_WITH_DEFAULT = {
     "native_bf16": {"device"},          # native_bf16(device), as get_device(device)
     "bf16_enabled": {"device"},
     "mixed_precision": {"device"},      # with mixed_precision(device): ...
+    "describe_precision": {"device"},
     "seed_everything": {"seed"},
     "forward": {"targets"},             # batch.forward(model, inputs, targets)
     "show_images": {"labels"},          # show_images(images, labels)

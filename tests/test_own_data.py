@@ -1,5 +1,6 @@
 """The "Your own data" page runs as printed, on a small folder of real photos (scikit-image's)."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,62 @@ def test_the_pages_error_table_quotes_real_messages(tmp_path, monkeypatch):
             attempt()
         for fragment in (f.strip() for f in text.split("...")):
             assert fragment in str(err.value), (fragment, str(err.value))
+
+
+def _folder(root, counts):
+    for cls, n in counts.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(root / cls / f"{cls}_{i:02d}.png")
+    return root
+
+
+def test_sample_folder_takes_one_image_per_group_and_a_reader_can_repeat_it(tmp_path):
+    from tlhelpers import data
+
+    src = data.ImageFolder(_folder(tmp_path / "src", {"crack": 9, "free": 20}))
+    groups = np.array([i // 3 for i in range(9)] + [100 + i // 2 for i in range(20)])   # 3 and 10 objects
+    out = data.sample_folder(src, tmp_path / "few", classes=["free", "crack"], per_class=4, groups=groups)
+    copied = data.ImageFolder(out)
+    assert copied.classes == ["crack", "free"]
+    assert np.bincount(copied.targets).tolist() == [3, 4]   # crack has only 3 objects
+    index = {Path(p).name: i for i, (p, _) in enumerate(src.samples)}
+    for cls in ["crack", "free"]:
+        taken = [groups[index[p.name]] for p in (out / cls).iterdir()]
+        assert len(taken) == len(set(taken)), "two images of one object"
+    # the same seed gives the same folder; the recipe the chapters used before this helper gives it too
+    again = data.sample_folder(src, tmp_path / "again", classes=["free", "crack"], per_class=4, groups=groups)
+    assert sorted(p.name for p in again.rglob("*.png")) == sorted(p.name for p in out.rglob("*.png"))
+    rng, by_hand = np.random.default_rng(0), []
+    labels = np.asarray(src.targets)
+    for cls in ["free", "crack"]:
+        members = np.flatnonzero(labels == src.classes.index(cls))
+        for g in rng.permutation(np.unique(groups[members]))[:4]:
+            by_hand.append(Path(src.samples[rng.choice(members[groups[members] == g])][0]).name)
+    assert sorted(by_hand) == sorted(p.name for p in out.rglob("*.png"))
+
+
+def test_sample_folder_refuses_bad_requests_and_never_overwrites(tmp_path):
+    from tlhelpers import data
+
+    src = data.ImageFolder(_folder(tmp_path / "src", {"a": 3, "b": 3}))
+    with pytest.raises(ValueError, match=r"unknown classes \['c'\].*\['a', 'b'\]"):
+        data.sample_folder(src, tmp_path / "x", classes=["a", "c"])
+    for bad in [0, -1, 2.5, True]:
+        with pytest.raises(ValueError, match="per_class"):
+            data.sample_folder(src, tmp_path / "x", per_class=bad)
+    with pytest.raises(ValueError, match="groups has 2 entries for 6 images"):
+        data.sample_folder(src, tmp_path / "x", groups=[0, 1])
+    assert not (tmp_path / "x").exists(), "a refused request wrote nothing"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        data.sample_folder(src, mine)
+    assert (mine / "notes.txt").read_text() == "keep me" and len(list(mine.iterdir())) == 1
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        data.sample_folder(src, tmp_path / "file")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert len(list(data.sample_folder(src, empty, per_class=2).rglob("*.png"))) == 4

@@ -228,3 +228,22 @@ def test_mixed_precision_trains_in_bfloat16_keeps_float32_weights_and_follows_th
     assert isinstance(settings.native_bf16("cpu"), bool)
     with pytest.raises(ValueError, match="meta"):
         settings.mixed_precision("meta", enabled=True)
+
+
+def test_describe_precision_says_what_the_hardware_and_the_override_decided(monkeypatch):
+    from tlhelpers import settings
+
+    monkeypatch.delenv(settings.PRECISION_ENV, raising=False)
+    for native in (True, False):
+        monkeypatch.setattr(settings, "native_bf16", lambda device=None, native=native: native)
+        monkeypatch.delenv(settings.PRECISION_ENV, raising=False)
+        plain = settings.describe_precision("cpu")
+        assert plain == ("on: this CPU has bfloat16 units" if native
+                         else "off: this CPU has no bfloat16 units, so everything runs in float32")
+        monkeypatch.setenv(settings.PRECISION_ENV, "0" if native else "1")   # the other way round
+        forced = settings.describe_precision("cpu")
+        assert settings.PRECISION_ENV in forced and forced.startswith("off" if native else "on")
+        assert "emulated" in forced or "float32" in forced
+    monkeypatch.setenv(settings.PRECISION_ENV, "maybe")
+    with pytest.raises(ValueError, match="use 1"):
+        settings.describe_precision("cpu")

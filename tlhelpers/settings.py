@@ -154,6 +154,32 @@ def bf16_enabled(device: str | torch.device | None = None, *, enabled: bool | No
     return native_bf16(device)
 
 
+def describe_precision(device: str | torch.device | None = None) -> str:
+    """Say in words whether :func:`mixed_precision` is on for ``device``, and why.
+
+    For a page or a log: "on: this CPU has bfloat16 units", "off: this GPU has no
+    bfloat16 units, so everything runs in float32", or the override when
+    ``TLHELPERS_MIXED_PRECISION`` forces it.
+
+    Examples
+    --------
+    >>> from tlhelpers.settings import describe_precision
+    >>> describe_precision("cpu").startswith(("on", "off"))
+    True
+    """
+    dev = get_device(device)
+    on, native = bf16_enabled(dev), native_bf16(dev)
+    what = {"cpu": "this CPU", "cuda": "this GPU"}.get(dev.type, f"this {dev.type} device")
+    if on and native:
+        return f"on: {what} has bfloat16 units"
+    if on:
+        return (f"on, forced by {PRECISION_ENV}=1: {what} has no bfloat16 units, so bfloat16 is emulated "
+                f"(slower than float32)")
+    if native:
+        return f"off, switched off by {PRECISION_ENV}=0: everything runs in float32"
+    return f"off: {what} has no bfloat16 units, so everything runs in float32"
+
+
 def mixed_precision(device: str | torch.device | None = None, *, enabled: bool | None = None):
     """A context in which matrix products run in bfloat16 where that is fast (``torch.autocast``).
 

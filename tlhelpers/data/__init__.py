@@ -6,7 +6,8 @@ gives everything (``data.load_dataset``, ``data.ImageFolder``, ...):
 - :mod:`~tlhelpers.data.registry` -- :class:`DatasetInfo` entries, finding a
   dataset (cache, then mirrors, then a checked download), verifying copies;
 - :mod:`~tlhelpers.data.catalog` -- one entry and loader per dataset the book uses;
-- :mod:`~tlhelpers.data.images` -- :func:`load_image` and the checked :class:`ImageFolder`;
+- :mod:`~tlhelpers.data.images` -- :func:`load_image`, the checked :class:`ImageFolder` and
+  :func:`sample_folder` (a small practice folder copied from a dataset);
 - :mod:`~tlhelpers.data.arrays` -- in-memory :class:`ArrayDataset` and IDX files;
 - :mod:`~tlhelpers.data.detection` -- :class:`DetectionDataset` of (image, boxes) pairs,
   :func:`boxes_from_csv`, :func:`collate_detection`;
@@ -30,6 +31,7 @@ from .images import (
     ImageFolder,
     ImageTooLargeError,
     load_image,
+    sample_folder,
 )
 from .registry import (
     _REGISTRY,  # noqa: F401 (tests and advanced users reach into the registry)
