@@ -10,6 +10,7 @@ reported in a warning, so nothing fails later inside a DataLoader worker.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -379,8 +380,6 @@ def sample_folder(dataset: ImageFolder, dest: str | os.PathLike, *, classes: Seq
     >>> sorted(len(list((out / c).iterdir())) for c in ["cat", "dog"])
     [2, 2]
     """
-    import shutil
-
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
         raise ValueError(f"per_class must be a positive whole number, not {per_class!r}")
     names = list(dataset.classes)
