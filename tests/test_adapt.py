@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -118,3 +119,26 @@ def test_alignment_terms_change_the_features_source_only_does_not_align():
         h, gap = run(method)
         assert (h["align_loss"] > 0).all(), method
         assert gap < 0.5 * gap0, (method, gap, gap0)
+
+
+@pytest.mark.parametrize("method", ["coral", "dann", "self_training"])
+def test_fit_adapt_channels_last_changes_layout_not_results(method):
+    """channels_last is a layout choice only: both layouts train to the same weights and losses."""
+    g = torch.Generator().manual_seed(0)
+    xs, xt = torch.randn(64, 1, 8, 8, generator=g), torch.randn(64, 1, 8, 8, generator=g) + 0.5
+    ys = (xs.mean((1, 2, 3)) > 0).long()
+
+    def run(channels_last):
+        torch.manual_seed(0)
+        f = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        c = nn.Linear(4, 2)
+        src = DataLoader(TensorDataset(xs, ys), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+        tgt = DataLoader(TensorDataset(xt), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+        h = adapt.fit_adapt(f, c, src, tgt, method=method, epochs=2, lr=1e-2, feature_dim=4, threshold=0.5,
+                            seed=0, channels_last=channels_last, progress=False)
+        return h, f[0].weight
+
+    (h0, w0), (h1, w1) = run(False), run(True)
+    assert w1.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(w0, w1, atol=1e-4)
+    assert np.allclose(h0["source_loss"], h1["source_loss"], atol=1e-4)

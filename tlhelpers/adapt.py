@@ -246,7 +246,7 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
               target_loader: DataLoader, *, method: str = "dann", epochs: int = 10, lr: float = 1e-3,
               weight: float = 1.0, threshold: float = 0.9, feature_dim: int | None = None,
               eval_loader: DataLoader | None = None, device: str | None = None, seed: int | None = None,
-              progress: bool = True) -> pd.DataFrame:
+              channels_last: bool = False, progress: bool = True) -> pd.DataFrame:
     """Train ``classifier(features(x))`` on labelled source batches, aligned to unlabelled target batches.
 
     Parameters
@@ -268,6 +268,10 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
     eval_loader : DataLoader, optional
         Labelled target data for the history's ``target_accuracy`` column
         (evaluation only; never used for training).
+    channels_last : bool
+        Run convolutions in channels-last memory layout, source and target
+        batches alike (often faster on CPUs; the weights change layout, not
+        value).
 
     Returns
     -------
@@ -296,6 +300,13 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
     dev = settings.get_device(device)
     features.to(dev)
     classifier.to(dev)
+    if channels_last:
+        features.to(memory_format=torch.channels_last)
+        classifier.to(memory_format=torch.channels_last)
+
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        """Target images in the source batches' layout (train_one_epoch converts those)."""
+        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
     params = list(features.parameters()) + list(classifier.parameters())
     disc = grl = None
     if method == "dann":
@@ -328,7 +339,7 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
             loss_src = ce(classifier(fs), ys)
             align = torch.zeros((), device=dev)
             if method in {"coral", "mmd", "dann"}:
-                ft = features(_inputs(next(target_iter), dev))
+                ft = features(layout(_inputs(next(target_iter), dev)))
                 if method == "coral":
                     align = coral_loss(fs, ft)
                 elif method == "mmd":
@@ -343,13 +354,14 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
                 pick = torch.as_tensor(keys)[torch.randint(len(keys), (len(xs),))]
                 xt = torch.stack([target_loader.dataset[i][0] for i in pick.tolist()]).to(dev)
                 yt = torch.as_tensor([pseudo[i] for i in pick.tolist()], device=dev)
-                align = ce(classifier(features(xt)), yt)
+                align = ce(classifier(features(layout(xt))), yt)
             counter["step"] += 1
             sums[0] += loss_src.item()
             sums[1] += float(align.detach())
             return loss_src + weight * align
 
-        train_one_epoch(model, source_loader, opt, step_fn=step_fn, device=dev, epoch=epoch, progress=False)
+        train_one_epoch(model, source_loader, opt, step_fn=step_fn, device=dev, epoch=epoch, progress=False,
+                        channels_last=channels_last)
         row = {"epoch": epoch + 1, "source_loss": sums[0] / len(source_loader),
                "align_loss": sums[1] / len(source_loader), "target_accuracy": float("nan")}
         if eval_loader is not None:
