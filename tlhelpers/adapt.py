@@ -305,8 +305,9 @@ def fit_adapt(features: nn.Module, classifier: nn.Module, source_loader: DataLoa
         classifier.to(memory_format=torch.channels_last)
 
     def layout(x: torch.Tensor) -> torch.Tensor:
-        """Target images in the source batches' layout (train_one_epoch converts those)."""
+        """Target images in the layout of the source batches (train_one_epoch converts those)."""
         return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
     params = list(features.parameters()) + list(classifier.parameters())
     disc = grl = None
     if method == "dann":
