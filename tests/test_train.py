@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlhelpers.train import fit, lr_finder, suggest_lr, time_to_accuracy
+from tlhelpers.train import fit, lr_finder, one_cycle, suggest_lr, time_to_accuracy
 
 
 def problem(seed=0, n=96):
@@ -111,6 +111,60 @@ def test_early_stopping_restores_best_weights():
     assert loss == pytest.approx(best, rel=1e-5)
     with pytest.raises(ValueError, match="monitor='val_loss' is not a history column"):
         fit(net(), tr, epochs=2, early_stopping=1, monitor="val_loss", progress=False)
+
+
+def two_groups(model):
+    return torch.optim.AdamW([{"params": model[0].parameters(), "lr": 1e-3},
+                              {"params": model[3].parameters(), "lr": 1e-2}], weight_decay=0.01)
+
+
+def test_one_cycle_is_onecyclelr_with_each_groups_peak_stepped_per_batch():
+    # the notebooks' recipe written out by hand, against the helper: same weights, same history
+    def run(by_hand):
+        model, (tr, _) = net(), loaders()
+        opt = two_groups(model)
+        sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[1e-3, 1e-2], total_steps=3 * len(tr),
+                                                     pct_start=0.2) if by_hand else one_cycle(pct_start=0.2))
+        h = fit(model, tr, epochs=3, optimizer=opt, scheduler=sched, seed=0, progress=False,
+                **({"scheduler_step": "batch"} if by_hand else {}))
+        return model, h, opt
+
+    a, h_a, opt_a = run(by_hand=True)
+    b, h_b, opt_b = run(by_hand=False)
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(x, y)
+    pd.testing.assert_frame_equal(h_a.drop(columns="seconds"), h_b.drop(columns="seconds"))
+    assert h_b["lr"].iloc[0] == pytest.approx(1e-2 / 25)                       # warm-up starts at peak / 25
+    assert [g["lr"] for g in opt_b.param_groups][1] == pytest.approx(10 * opt_b.param_groups[0]["lr"])
+
+
+def test_one_cycle_resumes_on_schedule_and_refuses_what_it_sets_itself(tmp_path):
+    def run(checkpoint=None, stop_after=None, resume=False):
+        model, (tr, _) = net(), loaders()
+
+        def interrupt(epoch, row):
+            if stop_after is not None and epoch + 1 == stop_after:
+                raise KeyboardInterrupt
+
+        if not resume:
+            torch.manual_seed(7)
+        h = fit(model, tr, epochs=4, optimizer=two_groups(model), scheduler=one_cycle(), checkpoint=checkpoint,
+                resume=resume, progress=False, on_epoch_end=interrupt)
+        return model, h
+
+    full, h_full = run()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "c.pt", stop_after=2)
+    resumed, h_res = run(tmp_path / "c.pt", resume=True)
+    for x, y in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(x, y)
+    pd.testing.assert_frame_equal(h_full.drop(columns="seconds"), h_res.drop(columns="seconds"))
+    tr, _ = loaders()
+    with pytest.raises(ValueError, match="one_cycle counts batches"):
+        fit(net(), tr, epochs=1, scheduler=one_cycle(), scheduler_step="epoch", progress=False)
+    with pytest.raises(ValueError, match=r"do not pass \['max_lr'\]"):
+        one_cycle(max_lr=0.1)
+    assert repr(one_cycle(pct_start=0.1)) == "one_cycle(pct_start=0.1)"
 
 
 def test_batch_scheduler_and_options():

@@ -208,6 +208,60 @@ class EarlyStopping:
         return self.stopped
 
 
+class OneCycle:
+    """A one-cycle schedule that :func:`fit` builds once it knows the number of steps; see :func:`one_cycle`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = {"max_lr", "total_steps", "epochs", "steps_per_epoch"} & set(kwargs)
+        if unknown:
+            raise ValueError(f"one_cycle takes the peak rates from the optimizer's groups and the steps "
+                             f"from fit; do not pass {sorted(unknown)}")
+        self.kwargs = kwargs
+
+    def __call__(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total_steps,
+                                                   **self.kwargs)
+
+    def __repr__(self) -> str:
+        return f"one_cycle({', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
+
+
+def one_cycle(**kwargs: Any) -> OneCycle:
+    """The one-cycle schedule (Smith, 2018) for :func:`fit`, with each parameter group peaking at its own ``lr``.
+
+    Fine-tuning gives the new head a larger learning rate than the pretrained
+    blocks (:func:`tlhelpers.models.param_groups`). Passed as ``scheduler=``,
+    this builds ``torch.optim.lr_scheduler.OneCycleLR`` with every group's
+    ``lr`` as that group's peak and ``epochs * len(train_loader)`` steps, and
+    steps it after every batch: the rate warms up from peak / 25, then anneals
+    far below it. The steps are counted for the whole run, so a run resumed
+    from a checkpoint keeps its schedule.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed on to ``OneCycleLR`` (``pct_start``, ``div_factor``,
+        ``anneal_strategy``, ...); not ``max_lr`` or ``total_steps``, which come
+        from the optimizer and from ``fit``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from tlhelpers.data import tensor_loader
+    >>> from tlhelpers.train import fit, one_cycle
+    >>> net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> opt = torch.optim.AdamW([{"params": net[0].parameters(), "lr": 1e-3},
+    ...                          {"params": net[2].parameters(), "lr": 1e-2}])
+    >>> dl = tensor_loader(torch.randn(64, 2), torch.randint(0, 2, (64,)), batch_size=16, seed=0)
+    >>> h = fit(net, dl, epochs=3, optimizer=opt, scheduler=one_cycle(pct_start=0.25), progress=False)
+    >>> [f"{lr:.1e}" for lr in h["lr"]]   # the head's rate as each epoch starts: peak / 25, near the peak, down
+    ['4.0e-04', '8.8e-03', '2.5e-03']
+    """
+    return OneCycle(**kwargs)
+
+
 def _dataset_classes(loader: DataLoader) -> list | None:
     ds = getattr(loader, "dataset", None)
     while ds is not None and not hasattr(ds, "classes") and hasattr(ds, "dataset"):
@@ -235,7 +289,7 @@ def _check_head(model: nn.Module, loader: DataLoader) -> None:
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None = None, *,
         epochs: int = 10, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
         loss_fn: Callable | None = None, step_fn: StepFn | None = None, scheduler: Any = None,
-        scheduler_step: str = "epoch", early_stopping: int | None = None, monitor: str = "val_loss",
+        scheduler_step: str | None = None, early_stopping: int | None = None, monitor: str = "val_loss",
         checkpoint: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
         grad_clip: float | None = None, batchnorm_eval: bool = False, channels_last: bool = False,
         seed: int | None = None, deterministic: bool = False, device: str | None = None,
@@ -259,9 +313,11 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         ``step_fn(model, batch) -> loss`` (or a dict with ``"loss"``) for
         anything the default step does not cover; the batch is on the device.
     scheduler : LRScheduler or callable, optional
-        A scheduler, or a function ``optimizer -> scheduler``.
-    scheduler_step : {"epoch", "batch"}
-        When the scheduler steps (one-cycle schedules step per batch).
+        A scheduler, a function ``optimizer -> scheduler``, or :func:`one_cycle`
+        (built here with each group's ``lr`` as its peak, over every step of the run).
+    scheduler_step : {"epoch", "batch"}, optional
+        When the scheduler steps. Default: after every batch for
+        :func:`one_cycle`, after every epoch otherwise.
     early_stopping : int, optional
         Stop after this many epochs without improvement of ``monitor``; the
         best weights are restored at the end.
@@ -324,8 +380,13 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     """
     from tqdm.auto import tqdm
 
-    if scheduler_step not in {"epoch", "batch"}:
+    if scheduler_step not in {None, "epoch", "batch"}:
         raise ValueError(f"scheduler_step must be 'epoch' or 'batch', not {scheduler_step!r}")
+    if isinstance(scheduler, OneCycle):
+        if scheduler_step == "epoch":
+            raise ValueError("one_cycle counts batches: leave scheduler_step out (or pass 'batch')")
+        scheduler_step = "batch"
+    scheduler_step = scheduler_step or "epoch"
     columns = ["train_loss", "train_accuracy"] + (["val_loss", "val_accuracy"] if val_loader is not None else [])
     if early_stopping is not None and monitor not in columns:
         raise ValueError(f"monitor={monitor!r} is not a history column of this run: {columns}")
@@ -344,7 +405,9 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
             model.to(memory_format=torch.channels_last)
         if optimizer is None:
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-        if scheduler is not None and not hasattr(scheduler, "step"):
+        if isinstance(scheduler, OneCycle):
+            scheduler = scheduler(optimizer, total_steps=epochs * len(train_loader))
+        elif scheduler is not None and not hasattr(scheduler, "step"):
             scheduler = scheduler(optimizer)
         stopper = EarlyStopping(early_stopping, monitor=monitor)
         rows: list[dict] = []
