@@ -302,7 +302,7 @@ for _info in [
                             "from two partial GitHub copies; see the mirror's MANIFEST.txt); the official "
                             "pneumoniamnist.npz (pip install medmnist) has the same images in another row order",
                 splits=("train", "val", "test"), loader=_pneumoniamnist),
-    DatasetInfo("cwfid", "cwfid", "Crop/Weed Field Image Dataset: 60 field images with masks and polygons",
+    DatasetInfo("cwfid", "cwfid", "Crop/Weed Field Image Dataset: 60 field images with colour-coded crop/weed masks",
                 "non-commercial research only; cite the paper",
                 "Haug & Ostermann, CVPPP workshop at ECCV 2014",
                 (Source(_CWFID[0], subdir=_CWFID[1]),), marker="train_test_split.yaml",
