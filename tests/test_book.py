@@ -52,6 +52,29 @@ def test_every_page_is_built_with_glued_numbers(html):
         assert "IPython.core.display" not in text, f"{chapter.stem}: glue a Markdown object with {{glue:md}}"
 
 
+def prose(page: str) -> list[str]:
+    """The text of a page's paragraphs, without code, math or notebook outputs."""
+    page = re.sub(r'<div class="cell_output.*?</div>\s*</div>', " ", page, flags=re.S)
+    paragraphs = re.findall(r"<p>(.*?)</p>", page, flags=re.S)
+    strip = [r"<code.*?</code>", r'<span class="math.*?</span>', r"\\\(.*?\\\)", r"<[^>]+>"]
+    for pattern in strip:
+        paragraphs = [re.sub(pattern, " ", p, flags=re.S) for p in paragraphs]
+    return paragraphs
+
+
+def test_glued_negative_numbers_read_with_a_minus_sign(html):
+    # book/_ext/minus_sign.py: Python's "-0.038" becomes "−0.038" in prose; "blocks 4-6" stays
+    pages = sorted((html / "notebooks").glob("*.html"))
+    minus = 0
+    for page in pages:
+        for text in prose(page.read_text()):
+            hyphen = re.search(r"(^|[\s(\[])-\.?\d", text)
+            context = text[max(0, hyphen.start() - 60):hyphen.end() + 20] if hyphen else ""
+            assert hyphen is None, f"{page.name}: a hyphen as a minus sign in {context!r}"
+            minus += len(re.findall("\u2212\\d", text))
+    assert minus > 0, "no glued negative number found: is book/_ext/minus_sign.py loaded?"
+
+
 def test_wide_pages_hide_the_themes_second_search_bar(html):
     page = (html / "notebooks" / "14_word_embeddings.html").read_text()
     assert 'href="../_static/book.css' in page
