@@ -228,14 +228,14 @@ class OneCycle:
 
 
 def one_cycle(**kwargs: Any) -> OneCycle:
-    """The one-cycle schedule (Smith, 2018) for :func:`fit`, with each parameter group peaking at its own ``lr``.
+    """The one-cycle schedule (Smith & Topin, 2019) for :func:`fit`, each parameter group peaking at its own ``lr``.
 
     Fine-tuning gives the new head a larger learning rate than the pretrained
     blocks (:func:`tlhelpers.models.param_groups`). Passed as ``scheduler=``,
     this builds ``torch.optim.lr_scheduler.OneCycleLR`` with every group's
     ``lr`` as that group's peak and ``epochs * len(train_loader)`` steps, and
-    steps it after every batch: the rate warms up from peak / 25, then anneals
-    far below it. The steps are counted for the whole run, so a run resumed
+    steps it after every batch: the rate warms up from peak / 25 (OneCycleLR's
+    default ``div_factor``), then anneals far below it. The steps are counted for the whole run, so a run resumed
     from a checkpoint keeps its schedule.
 
     Parameters
