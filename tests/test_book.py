@@ -170,3 +170,32 @@ def test_augmentation_explorer_is_clickable_offline(html):
     finally:
         clicked.unlink()
     assert result and result.group(1) == "------O- --C", result and result.group(1)
+
+
+def test_a_page_that_glues_from_a_notebook_is_rebuilt_when_the_notebook_changes(tmp_path):
+    # book/_ext/cross_glue.py: an incremental build re-pastes course.md's CPU times after a notebook is re-run
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cross_glue", ROOT / "book" / "_ext" / "cross_glue.py")
+    cross_glue = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cross_glue)
+    (tmp_path / "book").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book" / "course.md").write_text("| 5 | {glue:text}`/notebooks/05.ipynb::runtime_s:.0f` |")
+    (tmp_path / "book" / "intro.md").write_text("no glue from elsewhere: {glue:text}`n`")
+    (tmp_path / "notebooks" / "05.ipynb").write_text("{}")
+
+    class Env:  # the four things the hook asks of Sphinx's BuildEnvironment
+        found_docs = {"book/course", "book/intro", "notebooks/05"}
+
+        def doc2path(self, doc):
+            return tmp_path / (doc + (".ipynb" if doc.startswith("notebooks/") else ".md"))
+
+        def relfn2path(self, ref, docname):
+            return ref, str(tmp_path / ref.lstrip("/"))
+
+        def path2doc(self, path):
+            return str(Path(path).relative_to(tmp_path).with_suffix(""))
+
+    assert cross_glue.outdated(None, Env(), set(), {"notebooks/05"}, set()) == ["book/course"]
+    assert cross_glue.outdated(None, Env(), set(), {"book/intro"}, set()) == []
