@@ -35,11 +35,20 @@ def test_fit_learns_and_reports_history():
     assert h["val_accuracy"].iloc[-1] > 0.9 and h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
 
 
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
+def two_groups(model):
+    return torch.optim.AdamW([{"params": model[0].parameters(), "lr": 1e-3},
+                              {"params": model[3].parameters(), "lr": 1e-2}], weight_decay=0.01)
+
+
+@pytest.mark.parametrize("recipe", ["SGD, cosine per epoch", "two groups, one_cycle per batch"])
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, recipe):
     def run(checkpoint=None, stop_after=None, resume=False):
         model = net()
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 6)
+        if recipe.startswith("SGD"):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 6)
+        else:   # one_cycle is built inside fit, over all 6 epochs' steps: a resumed run keeps its place
+            opt, sched = two_groups(model), one_cycle()
         tr, va = loaders()
 
         def interrupt(epoch, row):
@@ -113,11 +122,6 @@ def test_early_stopping_restores_best_weights():
         fit(net(), tr, epochs=2, early_stopping=1, monitor="val_loss", progress=False)
 
 
-def two_groups(model):
-    return torch.optim.AdamW([{"params": model[0].parameters(), "lr": 1e-3},
-                              {"params": model[3].parameters(), "lr": 1e-2}], weight_decay=0.01)
-
-
 def test_one_cycle_is_onecyclelr_with_each_groups_peak_stepped_per_batch():
     # the notebooks' recipe written out by hand, against the helper: same weights, same history
     def run(by_hand):
@@ -138,27 +142,7 @@ def test_one_cycle_is_onecyclelr_with_each_groups_peak_stepped_per_batch():
     assert [g["lr"] for g in opt_b.param_groups][1] == pytest.approx(10 * opt_b.param_groups[0]["lr"])
 
 
-def test_one_cycle_resumes_on_schedule_and_refuses_what_it_sets_itself(tmp_path):
-    def run(checkpoint=None, stop_after=None, resume=False):
-        model, (tr, _) = net(), loaders()
-
-        def interrupt(epoch, row):
-            if stop_after is not None and epoch + 1 == stop_after:
-                raise KeyboardInterrupt
-
-        if not resume:
-            torch.manual_seed(7)
-        h = fit(model, tr, epochs=4, optimizer=two_groups(model), scheduler=one_cycle(), checkpoint=checkpoint,
-                resume=resume, progress=False, on_epoch_end=interrupt)
-        return model, h
-
-    full, h_full = run()
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "c.pt", stop_after=2)
-    resumed, h_res = run(tmp_path / "c.pt", resume=True)
-    for x, y in zip(full.state_dict().values(), resumed.state_dict().values()):
-        assert torch.equal(x, y)
-    pd.testing.assert_frame_equal(h_full.drop(columns="seconds"), h_res.drop(columns="seconds"))
+def test_one_cycle_refuses_what_it_sets_itself():
     tr, _ = loaders()
     with pytest.raises(ValueError, match="one_cycle counts batches"):
         fit(net(), tr, epochs=1, scheduler=one_cycle(), scheduler_step="epoch", progress=False)

@@ -16,7 +16,7 @@ from sphinx.transforms.post_transforms import SphinxPostTransform
 
 MINUS = "\u2212"
 _HYPHEN_BEFORE_DIGIT = re.compile(r"(?<![\w.\-\u2212])-(?=\.?\d)")
-_SKIP = (nodes.literal, nodes.literal_block, nodes.math, nodes.math_block, nodes.raw, nodes.FixedTextElement)
+_SKIP = (nodes.literal, nodes.math, nodes.FixedTextElement)   # the last: literal, math and doctest blocks, raw
 
 
 def minus_signs(text: str) -> str:
