@@ -286,3 +286,32 @@ def test_detection_matches_refuse_mismatched_lists_and_empty_ground_truth_is_nan
     counts, m = E.detection_matches([{**pred[0], "boxes": _boxes([]), "scores": torch.tensor([]),
                                              "labels": torch.tensor([], dtype=torch.int64)}], one)
     assert E.average_precision(counts, m) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_macro_f1_and_roc_auc_match_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, 200)
+    p = np.where(rng.random(200) < 0.6, y, rng.integers(0, 4, 200))   # predicts a class never true too
+    assert E.macro_f1(y, p) == pytest.approx(skm.f1_score(y, p, average="macro", zero_division=0))
+    assert E.macro_f1(np.array(["b", "a"])[y % 2], np.array(["b", "a"])[p % 2]) == pytest.approx(
+        skm.f1_score(y % 2, p % 2, average="macro"))   # any label type
+    yb = y % 2
+    scores = np.round(rng.random(200) + 0.3 * yb, 1)   # rounded: many ties, which count half
+    assert E.roc_auc(yb, scores) == pytest.approx(skm.roc_auc_score(yb, scores))
+    assert E.roc_auc(np.where(yb == 1, 7, 3), scores) == pytest.approx(skm.roc_auc_score(yb, scores))  # 7 positive
+    i = rng.integers(0, 200, 200)   # a bootstrap resample, with repeats
+    assert E.roc_auc(yb[i], scores[i]) == pytest.approx(skm.roc_auc_score(yb[i], scores[i]))
+
+
+def test_fast_metrics_refuse_bad_input():
+    with pytest.raises(ValueError, match="rows"):
+        E.macro_f1([0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match="both classes"):
+        E.roc_auc([1, 1, 1], [0.2, 0.5, 0.9])
+    with pytest.raises(ValueError, match="positive class's column"):
+        E.roc_auc([0, 1], [[0.8, 0.2], [0.3, 0.7]])
+    with pytest.raises(ValueError, match="NaN"):
+        E.roc_auc([0, 1], [0.2, np.nan])
+    with pytest.raises(ValueError, match="rows"):
+        E.accuracy([0, 1, 1], [0, 1])

@@ -1,6 +1,6 @@
 """Metrics in one place, on scikit-learn and SciPy.
 
-Counting metrics (accuracy, precision, recall, F1, confusion matrix; per pixel
+Counting metrics (accuracy, precision, recall, F1, confusion matrix; ROC AUC; per pixel
 for segmentation: :func:`pixel_confusion`, :func:`iou`; for detection:
 :func:`detection_matches`, :func:`average_precision`),
 uncertainty on one test set (:func:`bootstrap_ci`, :func:`paired_bootstrap`,
@@ -94,7 +94,8 @@ def accuracy(y_true, y_pred) -> float:
     >>> accuracy([0, 1, 1], [0, 1, 0])
     0.6666666666666666
     """
-    return float(skm.accuracy_score(_np(y_true), _np(y_pred)))
+    yt, yp = _labels_and(y_true, y_pred, "y_pred")
+    return float(np.mean(yt == yp))
 
 
 def balanced_accuracy(y_true, y_pred) -> float:
@@ -118,6 +119,61 @@ def balanced_accuracy(y_true, y_pred) -> float:
     hits = np.bincount(yt[yt == yp], minlength=size)
     present = total > 0
     return float((hits[present] / total[present]).mean())
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """F1 averaged over the classes in ``y_true`` or ``y_pred``, each counting the same (in numpy).
+
+    Equal to ``sklearn.metrics.f1_score(..., average="macro")``, about 40
+    times faster, which matters inside a bootstrap. A class that is predicted
+    but never true scores 0, as in scikit-learn.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import macro_f1
+    >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 3)   # F1 2/3 for class 0, 4/5 for class 1
+    0.733
+    """
+    yt, yp = _labels_and(y_true, y_pred, "y_pred")
+    _, index = np.unique(np.concatenate([yt, yp]), return_inverse=True)
+    t, p = index[:len(yt)], index[len(yt):]
+    size = index.max() + 1
+    hits = np.bincount(t[t == p], minlength=size)
+    # F1 = 2 TP / (2 TP + FP + FN), and 2 TP + FP + FN = (times true) + (times predicted)
+    return float((2 * hits / (np.bincount(t, minlength=size) + np.bincount(p, minlength=size))).mean())
+
+
+def roc_auc(y_true, scores) -> float:
+    """Area under the ROC curve of a binary problem, from ranks (in NumPy and SciPy).
+
+    The probability that a random positive example (the larger label) scores
+    above a random negative one, ties counting half: the Mann-Whitney U
+    statistic divided by the number of pairs. Equal to
+    ``sklearn.metrics.roc_auc_score``, about 15 times faster, which matters
+    inside a bootstrap.
+
+    Examples
+    --------
+    >>> from tlhelpers.evaluate import roc_auc
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])   # 3 of the 4 (positive, negative) pairs in order
+    0.75
+    """
+    from scipy.stats import rankdata
+
+    yt, s = _labels_and(y_true, scores, "scores")
+    s = np.asarray(s, dtype=float)
+    if s.ndim != 1:
+        raise ValueError(f"scores must be one score per example (1-D), got shape {s.shape}; "
+                         "for class probabilities pass the positive class's column")
+    if not np.isfinite(s).all():
+        raise ValueError("scores hold NaN or infinite values")
+    classes = np.unique(yt)
+    if len(classes) != 2:
+        raise ValueError(f"the ROC AUC needs both classes in y_true; it holds {classes.tolist()}")
+    positive = yt == classes[1]
+    n_pos = int(positive.sum())
+    n_neg = len(yt) - n_pos
+    return float((rankdata(s)[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def classification_metrics(y_true, y_pred, *, average: str = "macro") -> dict[str, float]:
@@ -510,7 +566,7 @@ def paired_bootstrap_runs(metric: Callable, y_true, preds_a, preds_b, *, n_resam
     metric : callable
         ``metric(y_true, y_pred) -> float``; called ``2 * runs`` times per
         resample, so pass a fast one (e.g. :func:`accuracy`,
-        :func:`balanced_accuracy`).
+        :func:`balanced_accuracy`, :func:`macro_f1`, :func:`roc_auc`).
     y_true : array of shape (n,)
     preds_a, preds_b : arrays of shape (runs, n) (or (runs, n, ...))
         Whatever ``metric`` reads per example: labels, probabilities
