@@ -317,6 +317,6 @@ def test_fast_metrics_refuse_bad_input():
         E.accuracy([0, 1, 1], [0, 1])
     assert E.accuracy([0, 1, 2], np.array([[0], [1], [1]])) == pytest.approx(2 / 3)   # a column, not broadcast
     probs = np.full((3, 3), 1 / 3)   # probabilities, not labels: refused, not broadcast
-    for metric in (E.accuracy, E.macro_f1):
+    for metric in (E.accuracy, E.balanced_accuracy, E.macro_f1):
         with pytest.raises(ValueError, match="argmax"):
             metric([0, 1, 2], probs)

@@ -112,7 +112,7 @@ def balanced_accuracy(y_true, y_pred) -> float:
     >>> balanced_accuracy([0, 0, 0, 1], [0, 0, 0, 0])   # all of class 0, none of class 1
     0.5
     """
-    yt, yp = _labels_and(y_true, y_pred, "y_pred")
+    yt, yp = _two_label_arrays(y_true, y_pred)
     yt, yp = yt.astype(int), yp.astype(int)
     size = max(yt.max(), yp.max()) + 1
     total = np.bincount(yt, minlength=size)
