@@ -48,6 +48,23 @@ def test_cache_is_hit_and_keyed_by_weights_data_and_layers(setup, tmp_path, monk
     assert len(list(tmp_path.glob("*.pt"))) == 4
 
 
+def test_mixed_precision_features_are_float32_close_and_cached_apart(setup, tmp_path):
+    from tlhelpers import settings
+
+    m, ds = setup
+    f32, _ = features.extract_features(m, ds, layers=["layer2"], cache=tmp_path, progress=False,
+                                       device="cpu")
+    with settings.mixed_precision("cpu", enabled=True):
+        bf, _ = features.extract_features(m, ds, layers=["layer2"], cache=tmp_path, progress=False,
+                                          device="cpu")
+    assert len(list(tmp_path.glob("*.pt"))) == 2   # a float32 entry is never served inside autocast
+    assert bf["layer2"].dtype == torch.float32 and not torch.equal(bf["layer2"], f32["layer2"])
+    assert torch.allclose(bf["layer2"], f32["layer2"], rtol=0.05, atol=0.05)   # bfloat16: 8 bits of mantissa
+    again, _ = features.extract_features(m, ds, layers=["layer2"], cache=tmp_path, progress=False,
+                                         device="cpu")
+    assert torch.equal(again["layer2"], f32["layer2"])   # outside the context: the float32 entry
+
+
 def test_corrupt_cache_entry_is_recomputed(setup, tmp_path):
     m, ds = setup
     features.extract_features(m, ds, cache=tmp_path, progress=False)

@@ -269,6 +269,11 @@ def extract_features(model: nn.Module, dataset: Dataset, *, layers: Sequence[str
                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Activations of ``layers`` for every item of ``dataset``, plus the labels.
 
+    Called inside :func:`tlhelpers.settings.mixed_precision`, the forward pass
+    computes in bfloat16 (two to three times faster on CPUs with bfloat16 units);
+    the features are still pooled and returned in float32, and they are cached
+    apart from float32 ones.
+
     Parameters
     ----------
     model : nn.Module
@@ -329,6 +334,10 @@ def extract_features(model: nn.Module, dataset: Dataset, *, layers: Sequence[str
 
     layers = list(layers or [PENULTIMATE])
     _check_pool(pool)
+    dev = settings.get_device(device)
+    # inside settings.mixed_precision (torch.autocast) the products run in bfloat16: other features, other key
+    autocast = ([f"autocast {torch.get_autocast_dtype(dev.type)}"]
+                if torch.is_autocast_enabled(dev.type) else [])
     cache_file = None
     if cache:
         data_key = dataset_fingerprint(dataset)
@@ -339,7 +348,7 @@ def extract_features(model: nn.Module, dataset: Dataset, *, layers: Sequence[str
         else:
             root = settings.cache_dir() / "features" if cache is True else Path(cache)
             key = hashlib.sha256(json.dumps(
-                [model_fingerprint(model), data_key, layers, pool, 2]).encode()).hexdigest()
+                [model_fingerprint(model), data_key, layers, pool, 2, *autocast]).encode()).hexdigest()
             cache_file = root / f"{key[:32]}.pt"
             if cache_file.exists():
                 try:
@@ -349,7 +358,6 @@ def extract_features(model: nn.Module, dataset: Dataset, *, layers: Sequence[str
                     with contextlib.suppress(OSError):
                         cache_file.unlink(missing_ok=True)
 
-    dev = settings.get_device(device)
     named = dict(model.named_modules())
     unknown = [n for n in layers if n != PENULTIMATE and n not in named]
     if unknown:
@@ -391,7 +399,8 @@ def extract_features(model: nn.Module, dataset: Dataset, *, layers: Sequence[str
                     else:
                         parts = [(f"{layer}/{p}", p) for p in pool]
                     for key, p in parts:
-                        collected.setdefault(key, []).append(_pool(out, p, layer).float().cpu().contiguous())
+                        # pooled in float32: a bfloat16 mean over a map would round at every addition
+                        collected.setdefault(key, []).append(_pool(_as_tensor(out).float(), p, layer).cpu().contiguous())
                 if y is not None:
                     labels.append(torch.as_tensor(y))
     finally:
