@@ -181,6 +181,20 @@ def test_grayscale_rgba_palette_are_converted(image_tree):
     assert ds[by_name["clear.png"]][0].getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
 
 
+def test_with_transform_is_a_view_that_reads_nothing_again(image_tree, monkeypatch):
+    from tlhelpers.data import images
+    from tlhelpers.features import dataset_fingerprint
+
+    photos = ImageFolder(image_tree)
+    decoded = []
+    monkeypatch.setattr(images, "load_image", lambda *a, **k: decoded.append(1) or Image.new("RGB", (16, 12)))
+    small = photos.with_transform(lambda img: img.resize((4, 3)))
+    assert decoded == []   # no scan, no decode check: only __getitem__ reads an image
+    assert small[0][0].size == (4, 3) and photos[0][0].size == (16, 12)   # the original keeps its transform
+    assert small.samples == photos.samples and small.classes == photos.classes
+    assert dataset_fingerprint(small) != dataset_fingerprint(photos)   # features cached per transform
+
+
 def test_empty_class_folder_is_an_error(image_tree):
     (image_tree / "wasps").mkdir()
     with pytest.raises(ValueError, match="wasps"):

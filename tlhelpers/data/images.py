@@ -9,6 +9,7 @@ reported in a warning, so nothing fails later inside a DataLoader worker.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import warnings
@@ -309,6 +310,30 @@ class ImageFolder(Dataset):
         except Exception as exc:
             return f"cannot be decoded: {type(exc).__name__}: {exc}"
         return None
+
+    def with_transform(self, transform: Callable | None) -> ImageFolder:
+        """The same images and labels with another ``transform``, without scanning or decoding again.
+
+        Build a folder once and take one view per transform: augmented for
+        training, plain for validation, over the indices of one split.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> from tlhelpers.data import ImageFolder
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for c in ["ants", "bees"]:
+        ...     (root / c).mkdir()
+        ...     Image.new("RGB", (8, 8)).save(root / c / "a.jpg")
+        >>> photos = ImageFolder(root)
+        >>> small = photos.with_transform(lambda img: img.resize((2, 2)))
+        >>> small[1][0].size, small.targets == photos.targets, photos.transform is None
+        ((2, 2), True, True)
+        """
+        view = copy.copy(self)
+        view.transform = transform
+        return view
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -149,7 +149,8 @@ def split_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0,
     A stratified, seeded :func:`split_indices` over the dataset's targets,
     returned as two ``torch.utils.data.Subset``. Both share the dataset's
     ``transform``; for a training transform with augmentation and a plain
-    validation one, build the folder twice and reuse the indices (example).
+    validation one, split the indices and take a view per transform with
+    :meth:`ImageFolder.with_transform` (example).
 
     Examples
     --------
@@ -165,8 +166,9 @@ def split_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0,
     >>> train, val = split_dataset(ImageFolder(root), val_fraction=0.4, seed=0)
     >>> len(train), len(val)
     (6, 4)
-    >>> tr, va = split_indices(ImageFolder(root).targets, val_fraction=0.4, seed=0)  # different transforms:
-    >>> val = Subset(ImageFolder(root, transform=None), va.tolist())
+    >>> photos = ImageFolder(root)
+    >>> tr, va = split_indices(photos.targets, val_fraction=0.4, seed=0)  # different transforms:
+    >>> val = Subset(photos.with_transform(None), va.tolist())
     """
     tr, va = split_indices(_targets(dataset), val_fraction=val_fraction, seed=seed, stratify=stratify)
     return Subset(dataset, tr.tolist()), Subset(dataset, va.tolist())
