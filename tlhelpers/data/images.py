@@ -323,9 +323,9 @@ class ImageFolder(Dataset):
         >>> from PIL import Image
         >>> from tlhelpers.data import ImageFolder
         >>> root = pathlib.Path(tempfile.mkdtemp())
-        >>> for c in ["ants", "bees"]:
-        ...     (root / c).mkdir()
-        ...     Image.new("RGB", (8, 8)).save(root / c / "a.jpg")
+        >>> for name in ["ants/1.png", "bees/1.png"]:
+        ...     (root / name).parent.mkdir()
+        ...     Image.new("RGB", (8, 8)).save(root / name)
         >>> photos = ImageFolder(root)
         >>> small = photos.with_transform(lambda img: img.resize((2, 2)))
         >>> small[1][0].size, small.targets == photos.targets, photos.transform is None
