@@ -319,9 +319,9 @@ class ImageFolder(Dataset):
 
         Examples
         --------
-        >>> import tempfile, pathlib
-        >>> from PIL import Image
         >>> from tlhelpers.data import ImageFolder
+        >>> import pathlib, tempfile
+        >>> from PIL import Image
         >>> root = pathlib.Path(tempfile.mkdtemp())
         >>> for name in ["ants/1.png", "bees/1.png"]:
         ...     (root / name).parent.mkdir()
